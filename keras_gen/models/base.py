@@ -1,0 +1,134 @@
+"""What every model of the zoo shares: seeded noise, input checks, metric trackers, endpoint hooks."""
+
+import keras_gen  # noqa: F401
+import keras
+import tensorflow as tf
+
+# Mixed into stateless seeds so that a serving request's seed never collides with training's stream.
+SERVING_SEED_KEY = 0x5EED
+
+
+class GenerativeModel(keras.Model):
+    """Base class of the zoo's models (subclass it; it is not a model on its own).
+
+    Subclasses set `metric_names` and implement `train_step`/`test_step`, `serving_endpoints()`,
+    `summary_inputs()` and `summary_images()`. All randomness comes from the model's own
+    `keras.random.SeedGenerator`, so a seeded model trains the same way every time.
+
+    Args:
+        image_shape: (height, width, channels) of the images the model works on.
+        seed: integer seed of the model's noise (None for a random one).
+    """
+
+    metric_names = ()
+    # The endpoint that TF Serving calls when a request names no signature.
+    default_endpoint = None
+
+    def __init__(self, image_shape=(28, 28, 1), seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
+
+    @property
+    def metrics(self):
+        # Listing the trackers lets Keras reset them at the start of each epoch.
+        return list(self.trackers.values())
+
+    def update_metrics(self, values):
+        """Feeds each per-example (or scalar) value to its tracker and returns every tracker's result."""
+        for name, value in values.items():
+            if name in self.trackers:
+                self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # === Noise ===
+    def next_seed(self):
+        """A fresh stateless seed (int32 [2], as TFP's samplers want) from the model's generator,
+        distinct on each replica."""
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            # Replicas share the generator's state; without this they would draw identical noise.
+            seed = seed + tf.stack([0, tf.cast(replica.replica_id_in_sync_group, seed.dtype)])
+        return seed
+
+    def normal(self, shape, dtype=tf.float32):
+        """Standard normal noise of `shape` from the model's seed generator."""
+        return tf.random.stateless_normal(shape, seed=self.next_seed(), dtype=dtype)
+
+    @staticmethod
+    def normal_from_seeds(seeds, size):
+        """One standard-normal vector of `size` per int64 seed: the same seed gives the same vector
+        whatever else is in the batch (what serving signatures promise)."""
+
+        def one(seed):
+            return tf.random.stateless_normal([size], seed=tf.stack([seed, tf.constant(SERVING_SEED_KEY, tf.int64)]))
+
+        return tf.map_fn(one, tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
+
+    # Keras saves a layer's weights but not its seed generators' states; keeping the state in the
+    # .keras file (and in BackupAndRestore's weights) makes a resumed run draw the noise it would have drawn.
+    _SEED_STATE_KEY = "seed_generator_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_STATE_KEY] = keras.ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_STATE_KEY in keys:
+            self.seed_generator.state.assign(store[self._SEED_STATE_KEY])
+            store = {key: store[key] for key in keys if key != self._SEED_STATE_KEY}
+        super().load_own_variables(store)
+
+    # === Inputs ===
+    def check_images(self, images):
+        """Checks a batch of images against `image_shape` and returns it as float32.
+
+        Raises a ValueError that says what was wrong and what to do, at trace time.
+        """
+        images = tf.convert_to_tensor(images)
+        if images.dtype.is_integer or images.dtype == tf.bool:
+            raise ValueError(
+                f"{type(self).__name__} expects float images scaled to [0, 1], got dtype {images.dtype.name}. "
+                "Scale them first, e.g. keras_gen.data.preprocess(images, 'scale') or images / 255."
+            )
+        if images.shape.rank != 4 or tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"{type(self).__name__} was built for images of shape [batch, {', '.join(map(str, self.image_shape))}], "
+                f"got {images.shape}. Resize/reshape the data (grayscale images need a channel axis: "
+                "images[..., None]) or build the model with a matching image_shape."
+            )
+        return tf.cast(images, tf.float32)
+
+    @staticmethod
+    def unpack(data):
+        """(images, labels) from what `fit` passes: images alone, (images,) or (images, labels)."""
+        if isinstance(data, (tuple, list)):
+            images = data[0]
+            labels = data[1] if len(data) > 1 else None
+            return images, labels
+        return data, None
+
+    # === Hooks for training recipes, TensorBoard and export ===
+    def compile_recipe(self, learning_rate=1e-3):
+        """Compiles the model as the zoo's recipes do (one Adam optimizer by default)."""
+        self.compile(optimizer=keras.optimizers.Adam(learning_rate))
+
+    def recipe_callbacks(self):
+        """Callbacks that the model's own options call for (e.g. KL warm-up)."""
+        return []
+
+    def serving_endpoints(self):
+        """[export.Endpoint]: the SavedModel signatures of this model."""
+        raise NotImplementedError(f"{type(self).__name__} declares no serving endpoints.")
+
+    def summary_inputs(self, validation_images, num_samples=64, seed=0):
+        """Fixed inputs for the TensorBoard image callback (the same every epoch)."""
+        raise NotImplementedError
+
+    def summary_images(self, fixed):
+        """{name: (images [n, h, w, c] in [0, 1], columns)} to show in TensorBoard."""
+        raise NotImplementedError

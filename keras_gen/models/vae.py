@@ -1,0 +1,219 @@
+"""The variational autoencoder (Kingma & Welling, 2014) as the lectures teach it.
+
+The encoder outputs a mean and a log-variance; `exp` makes the variance positive; the
+reparameterisation trick z = mean + sigma * eps lets gradients flow through the sample; the loss is
+the negative ELBO, -E_q[log p(x | z)] + KL(q(z | x) || p(z)), in nats per image.
+
+Variants (conditional, mixture prior, hierarchical) override one method each: `prior`, `posterior`,
+`likelihood`, `kl_divergence`.
+"""
+
+import keras_gen  # noqa: F401
+import keras
+import tensorflow as tf
+
+from keras_gen import distributions
+from keras_gen import losses
+from keras_gen import networks
+from keras_gen.callbacks import KLWarmup
+from keras_gen.export import Endpoint
+from keras_gen.models.base import GenerativeModel
+from keras_gen.registry import register_model
+
+
+@register_model("vae")
+class VAE(GenerativeModel):
+    """A VAE with a Gaussian encoder, N(0, I) prior and a Bernoulli or Gaussian decoder.
+
+    `fit` reports, in nats per image: `loss` (the negative ELBO), `reconstruction` (-log p(x | z))
+    and `kl` (KL(q(z | x) || p(z))). The gradient step minimises `reconstruction + beta * kl`
+    (beta ramps up from 0 over `kl_warmup_epochs` when that is set).
+
+    Args:
+        encoder: a Keras model, images -> [mean, log_variance]; defaults to `networks.conv_encoder`.
+        decoder: a Keras model, z -> logits shaped like the images; defaults to `networks.conv_decoder`.
+        image_shape: (height, width, channels) of the images.
+        latent_dim: size of z.
+        likelihood: "bernoulli" (binary or binarised images) or "gaussian" (one learned scale).
+        beta: weight of the KL term in the training objective (1 is the ELBO).
+        kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta` (0: no warm-up).
+        seed: seed of the reparameterisation noise.
+
+    Example:
+    >>> vae = VAE(image_shape=(28, 28, 1), latent_dim=16, seed=0)
+    >>> vae.compile(optimizer="adam")
+    >>> vae.fit(images_in_0_1, epochs=10, batch_size=128)  # doctest: +SKIP
+    """
+
+    metric_names = ("loss", "reconstruction", "kl")
+    default_endpoint = "reconstruct"
+
+    def __init__(
+        self,
+        encoder=None,
+        decoder=None,
+        image_shape=(28, 28, 1),
+        latent_dim=16,
+        likelihood="bernoulli",
+        beta=1.0,
+        kl_warmup_epochs=0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        if likelihood not in distributions.LIKELIHOODS:
+            raise ValueError(f"Unknown likelihood {likelihood!r}; expected one of {distributions.LIKELIHOODS}.")
+        # === Config ===
+        self.latent_dim = int(latent_dim)
+        self.likelihood_kind = likelihood
+        self.beta = float(beta)
+        self.kl_warmup_epochs = int(kl_warmup_epochs)
+        # === Layers ===
+        self.encoder = encoder or networks.conv_encoder(self.image_shape, self.latent_dim)
+        self.decoder = decoder or networks.conv_decoder(self.image_shape, self.latent_dim)
+        self.kl_weight = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.beta), trainable=False, name="kl_weight"
+        )
+        self.log_scale = None
+        if likelihood == "gaussian":
+            self.log_scale = self.add_weight(shape=(), initializer="zeros", name="likelihood_log_scale")
+        self.built = True
+
+    # === The pieces variants override ===
+    def prior(self):
+        """p(z)."""
+        return distributions.standard_normal(self.latent_dim)
+
+    def posterior(self, images, labels=None, training=False):
+        """q(z | x) as a tfd distribution over [batch, latent_dim]."""
+        mean, log_variance = self.encoder(images, training=training)
+        return distributions.diagonal_gaussian(mean, log_variance)
+
+    def likelihood(self, z, labels=None, training=False):
+        """p(x | z) as a tfd distribution over images."""
+        return distributions.image_likelihood(self.likelihood_kind, self.decoder(z, training=training), self.log_scale)
+
+    def kl_divergence(self, posterior, z):
+        """KL(q(z | x) || p(z)) per example; analytic for Gaussians (`z` is there for Monte Carlo variants)."""
+        del z
+        return posterior.kl_divergence(self.prior())
+
+    # === Losses, shared by train_step and test_step ===
+    def compute_losses(self, images, labels=None, training=False):
+        """Per-example terms of the negative ELBO, in nats: {loss, reconstruction, kl, objective}."""
+        images = self.check_images(images)
+        posterior = self.posterior(images, labels, training=training)
+        # Reparameterised: tfd.Normal.sample is mean + scale * eps, differentiable in both.
+        z = posterior.sample(seed=self.next_seed())
+        reconstruction = -self.likelihood(z, labels, training=training).log_prob(images)
+        kl = self.kl_divergence(posterior, z)
+        return {
+            "loss": reconstruction + kl,
+            "reconstruction": reconstruction,
+            "kl": kl,
+            "objective": reconstruction + tf.cast(self.kl_weight, kl.dtype) * kl,
+        }
+
+    def train_step(self, data):
+        images, labels = self.unpack(data)
+        with tf.GradientTape() as tape:
+            terms = self.compute_losses(images, labels, training=True)
+            objective = losses.global_batch_mean(terms["objective"])
+            scaled = self.optimizer.scale_loss(objective)
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self.update_metrics(terms)
+
+    def test_step(self, data):
+        images, labels = self.unpack(data)
+        return self.update_metrics(self.compute_losses(images, labels, training=False))
+
+    def call(self, images, training=False):
+        """The mean reconstruction of `images` through the posterior mean (deterministic)."""
+        return self.reconstruct(self.check_images(images))["reconstruction"]
+
+    # === Deterministic functions behind the serving endpoints ===
+    def encode(self, images):
+        mean, log_variance = self.encoder(images, training=False)
+        return {"mean": mean, "log_variance": log_variance}
+
+    def decode(self, z):
+        return {"images": distributions.likelihood_mean(self.likelihood_kind, self.decoder(z, training=False))}
+
+    def reconstruct(self, images):
+        return {"reconstruction": self.decode(self.encode(images)["mean"])["images"]}
+
+    def sample(self, seed):
+        return self.decode(self.normal_from_seeds(seed, self.latent_dim))
+
+    def interpolate(self, z_start, z_end, t):
+        t = tf.reshape(t, [-1, 1])
+        z = (1.0 - t) * z_start + t * z_end
+        return {"images": self.decode(z)["images"], "z": z}
+
+    def serving_endpoints(self):
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+
+        def code(name):
+            return tf.TensorSpec([None, self.latent_dim], tf.float32, name=name)
+
+        return [
+            Endpoint("reconstruct", self.reconstruct, [images]),
+            Endpoint("encode", self.encode, [images]),
+            Endpoint("decode", self.decode, [code("z")]),
+            Endpoint("sample", self.sample, [tf.TensorSpec([None], tf.int64, name="seed")]),
+            Endpoint(
+                "interpolate",
+                self.interpolate,
+                [code("z_start"), code("z_end"), tf.TensorSpec([None], tf.float32, name="t")],
+            ),
+        ]
+
+    # === TensorBoard ===
+    def summary_inputs(self, validation_images, num_samples=64, seed=0):
+        images = self.check_images(validation_images[:8])
+        return {
+            "z": tf.random.stateless_normal([num_samples, self.latent_dim], seed=[seed, 0]),
+            "images": images,
+        }
+
+    def summary_images(self, fixed):
+        images = fixed["images"]
+        reconstructions = self.reconstruct(images)["reconstruction"]
+        # Originals on one row, their reconstructions on the row below.
+        pairs = tf.concat([images, reconstructions], axis=0)
+        codes = self.encode(images[:2])["mean"]
+        steps = 10
+        t = tf.linspace(0.0, 1.0, steps)
+        strip = self.interpolate(tf.repeat(codes[:1], steps, 0), tf.repeat(codes[1:2], steps, 0), t)["images"]
+        return {
+            "samples": (self.decode(fixed["z"])["images"], 8),
+            "reconstructions": (pairs, int(images.shape[0])),
+            "interpolation": (strip, steps),
+        }
+
+    def recipe_callbacks(self):
+        return [KLWarmup(self.kl_warmup_epochs)] if self.kl_warmup_epochs > 0 else []
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "image_shape": list(self.image_shape),
+                "latent_dim": self.latent_dim,
+                "likelihood": self.likelihood_kind,
+                "beta": self.beta,
+                "kl_warmup_epochs": self.kl_warmup_epochs,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

@@ -1,0 +1,176 @@
+"""Zoo recipes: TOML files in `zoo/` naming a model, its options, its data and its training budget.
+
+A recipe is data, not code. Every key is checked before anything runs: an unknown key or a value of
+the wrong type is a `RecipeError` that lists the valid keys. Model options are checked against the
+model's constructor and compile options against its `compile_recipe`, so a new model needs no schema.
+"""
+
+import dataclasses
+import inspect
+import pathlib
+import sys
+import tomllib
+
+import keras_gen
+from keras_gen import registry
+
+# Each fixed section: key -> (type, default). float accepts ints too.
+DATA_KEYS = {
+    "dataset": (str, "fashion_mnist"),
+    "preprocessing": (str, "scale"),
+    "validation_size": (int, 5000),
+    "with_labels": (bool, False),
+}
+TRAIN_KEYS = {
+    "epochs": (int, 10),
+    "steps_per_epoch": (int, 0),  # 0: one pass over the training set
+    "batch_size": (int, 128),
+    "seed": (int, 0),
+    "jit_compile": (bool, False),
+    "summary_samples": (int, 64),
+}
+TOP_LEVEL_KEYS = ("model", "description", "model_options", "compile", "data", "train")
+DATASETS = ("fashion_mnist",)
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be found or does not validate."""
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A validated recipe. `data` and `train` hold every key, defaults filled in."""
+
+    name: str
+    model: str
+    description: str
+    model_options: dict
+    compile: dict
+    data: dict
+    train: dict
+    path: pathlib.Path
+
+    def model_class(self):
+        return registry.get_model_class(self.model)
+
+    def build_model(self, seed=None):
+        """The recipe's model, with its seed set from the recipe unless `seed` is given."""
+        options = dict(self.model_options)
+        options["seed"] = self.train["seed"] if seed is None else seed
+        return self.model_class()(**options)
+
+
+def zoo_dirs():
+    """Folders searched for recipes: the checkout's `zoo/`, then the one a wheel installs."""
+    here = pathlib.Path(keras_gen.__file__).resolve().parent
+    return [here.parent / "zoo", pathlib.Path(sys.prefix) / "share" / "keras_gen" / "zoo"]
+
+
+def recipe_paths():
+    """{recipe name: path} of every recipe in the zoo (earlier folders win)."""
+    found = {}
+    for folder in reversed(zoo_dirs()):
+        if folder.is_dir():
+            found.update({path.stem: path for path in folder.glob("*.toml")})
+    return dict(sorted(found.items()))
+
+
+def load_recipe(name_or_path):
+    """Loads and validates a zoo recipe by name (`vae`) or a recipe file by path."""
+    text = str(name_or_path)
+    path = pathlib.Path(text)
+    if not (text.endswith(".toml") or path.is_file()):
+        paths = recipe_paths()
+        if text not in paths:
+            raise RecipeError(f"Unknown recipe {text!r}. The zoo has: {', '.join(paths) or '(none)'}; or pass a path to a .toml file.")
+        path = paths[text]
+    if not path.is_file():
+        raise RecipeError(f"Recipe file {path} does not exist.")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"Recipe {path} is not valid TOML: {error}.") from None
+    return validate(raw, name=path.stem, path=path)
+
+
+def validate(raw, name, path=None):
+    """Checks a parsed recipe dict and returns a `Recipe` with defaults filled in."""
+    where = f"recipe {name!r}"
+    _check_keys(raw, TOP_LEVEL_KEYS, where)
+    if "model" not in raw:
+        raise RecipeError(f"{where} needs a `model` key; the zoo's models are: {', '.join(registry.model_names())}.")
+    model = _check_type(raw["model"], str, where, "model")
+    try:
+        model_class = registry.get_model_class(model)
+    except KeyError as error:
+        raise RecipeError(f"{where}: {error.args[0]}") from None
+
+    sections = {}
+    for section in ("model_options", "compile", "data", "train"):
+        value = raw.get(section, {})
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: [{section}] must be a table, got {type(value).__name__}.")
+        sections[section] = value
+
+    model_options = _check_against_signature(
+        sections["model_options"], model_class.__init__, f"{where} [model_options] of {model_class.__name__}", skip=("self", "seed", "encoder", "decoder", "kwargs")
+    )
+    compile_options = _check_against_signature(
+        sections["compile"], model_class.compile_recipe, f"{where} [compile] of {model_class.__name__}", skip=("self",)
+    )
+    data = _check_fixed(sections["data"], DATA_KEYS, f"{where} [data]")
+    if data["dataset"] not in DATASETS:
+        raise RecipeError(f"{where} [data] dataset {data['dataset']!r} is unknown; valid: {', '.join(DATASETS)}.")
+    from keras_gen.data import PREPROCESSING
+
+    if data["preprocessing"] not in PREPROCESSING:
+        raise RecipeError(f"{where} [data] preprocessing {data['preprocessing']!r} is unknown; valid: {', '.join(PREPROCESSING)}.")
+    train = _check_fixed(sections["train"], TRAIN_KEYS, f"{where} [train]")
+    for key in ("epochs", "batch_size"):
+        if train[key] < 1:
+            raise RecipeError(f"{where} [train] {key} must be at least 1, got {train[key]}.")
+    return Recipe(
+        name=name,
+        model=model,
+        description=_check_type(raw.get("description", ""), str, where, "description"),
+        model_options=model_options,
+        compile=compile_options,
+        data=data,
+        train=train,
+        path=path,
+    )
+
+
+def _check_keys(table, valid, where):
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(valid)}.")
+
+
+def _check_type(value, expected, where, key):
+    ok = isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise RecipeError(f"{where}: `{key}` must be {expected.__name__}, got {value!r} ({type(value).__name__}).")
+    return value
+
+
+def _check_fixed(table, schema, where):
+    _check_keys(table, schema, where)
+    return {key: _check_type(table.get(key, default), kind, where, key) for key, (kind, default) in schema.items()}
+
+
+def _check_against_signature(table, function, where, skip):
+    parameters = {n: p for n, p in inspect.signature(function).parameters.items() if n not in skip and p.kind is not p.VAR_KEYWORD}
+    _check_keys(table, parameters, where)
+    checked = {}
+    for key, value in table.items():
+        default = parameters[key].default
+        if default is None or default is inspect.Parameter.empty:
+            checked[key] = value
+        elif isinstance(default, (tuple, list)):
+            checked[key] = list(_check_type(value, list, where, key))
+        else:
+            checked[key] = _check_type(value, type(default), where, key)
+    return checked

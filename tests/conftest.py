@@ -1,0 +1,12 @@
+"""Test set-up: two logical CPU devices (for tf.distribute tests) and the zoo's tiny test models."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras_gen  # noqa: E402,F401
+import tensorflow as tf  # noqa: E402
+
+# Must happen before TensorFlow initialises its devices, i.e. before any test runs an op.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)

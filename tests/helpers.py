@@ -1,0 +1,97 @@
+"""One helper per concern, shared by the tests of every model in the zoo."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import keras_gen  # noqa: F401
+import keras
+import numpy as np
+
+from keras_gen import export
+
+IMAGE_SHAPE = (8, 8, 1)
+
+
+def tiny_images(count=32, seed=0, binary=True, shape=IMAGE_SHAPE):
+    """Float32 images in [0, 1] of the tiny test shape; a bright square on noise so there is structure."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.0, 0.3, size=(count, *shape)).astype("float32")
+    images[:, 2:6, 2:6, :] += 0.6
+    images = np.clip(images, 0.0, 1.0)
+    return (rng.uniform(size=images.shape) < images).astype("float32") if binary else images
+
+
+def fit_steps(model, data, steps=3, batch_size=8, **kwargs):
+    """Runs `fit` for `steps` batches and returns the history dict."""
+    history = model.fit(data, batch_size=batch_size, epochs=1, steps_per_epoch=steps, verbose=0, **kwargs)
+    return history.history
+
+
+def assert_config_round_trip(model):
+    """from_config(get_config()) rebuilds a model with the same config and variable shapes."""
+    clone = type(model).from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert [tuple(v.shape) for v in clone.weights] == [tuple(v.shape) for v in model.weights]
+    return clone
+
+
+def assert_keras_reload(model, inputs, path):
+    """Saves to `.keras` and loads it back: same outputs, optimizer state restored. Returns the copy."""
+    path = pathlib.Path(path)
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-6)
+    for name in ("optimizer",) + tuple(getattr(model, "optimizer_names", ())):
+        original, restored = getattr(model, name, None), getattr(loaded, name, None)
+        if original is None:
+            continue
+        assert int(restored.iterations.numpy()) == int(original.iterations.numpy()) > 0
+        for a, b in zip(original.variables, restored.variables):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+    return loaded
+
+
+_RELOAD_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    request = json.load(open(sys.argv[1]))
+    loaded = tf.saved_model.load(request["path"])
+    results = {"signatures": sorted(loaded.signatures)}
+    for name, inputs in request["calls"].items():
+        fn = loaded.signatures[name]
+        specs = fn.structured_input_signature[1]
+        outputs = fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})
+        results[name] = {k: v.numpy().tolist() for k, v in outputs.items()}
+    results["imported"] = sorted(m for m in ("keras_gen", "tensorflow_probability", "keras") if m in sys.modules)
+    json.dump(results, open(sys.argv[2], "w"))
+    """
+)
+
+
+def call_export_in_fresh_process(path, calls, tmp_path):
+    """Loads the SavedModel at `path` in a new Python that imports only tensorflow and calls
+    `calls = {signature: {input: array}}`. Returns {signatures, imported, <signature>: {output: array}}."""
+    tmp_path = pathlib.Path(tmp_path)
+    request = tmp_path / "request.json"
+    response = tmp_path / "response.json"
+    request.write_text(json.dumps({"path": str(path), "calls": {k: {n: np.asarray(v).tolist() for n, v in c.items()} for k, c in calls.items()}}))
+    script = tmp_path / "reload.py"
+    script.write_text(_RELOAD_SCRIPT)
+    subprocess.run([sys.executable, str(script), str(request), str(response)], check=True, capture_output=True, timeout=300)
+    result = json.loads(response.read_text())
+    for name in calls:
+        result[name] = {k: np.asarray(v) for k, v in result[name].items()}
+    return result
+
+
+def export_and_call(model, calls, tmp_path):
+    """Exports `model` under tmp_path and calls the export in a fresh TensorFlow-only process."""
+    path = export.export_model(model, pathlib.Path(tmp_path) / "exports")
+    result = call_export_in_fresh_process(path, calls, tmp_path)
+    assert "keras_gen" not in result["imported"] and "tensorflow_probability" not in result["imported"]
+    return path, result
