@@ -20,14 +20,15 @@ def _check_downsampling(image_shape, num_strided):
     return height // factor, width // factor
 
 
-def conv_encoder(image_shape, latent_dim, filters=(32, 64), hidden_units=256, name="encoder"):
+def conv_encoder(image_shape, latent_dim, filters=(32, 64), hidden_units=0, name="encoder"):
     """A Gaussian encoder: images -> [mean, log_variance], each [batch, latent_dim].
 
     Args:
         image_shape: (height, width, channels) of the input images.
         latent_dim: size of the latent code.
         filters: channels of each stride-2 3x3 convolution.
-        hidden_units: width of the dense layer before the two heads (0 to skip it).
+        hidden_units: width of a dense layer before the two heads (0, the default: the heads read
+            the flattened features directly, which is both cheaper and wider than a small hidden layer).
         name: the model's name.
 
     Example:
@@ -46,7 +47,7 @@ def conv_encoder(image_shape, latent_dim, filters=(32, 64), hidden_units=256, na
     return keras.Model(images, [mean, log_variance], name=name)
 
 
-def conv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_units=256, name="decoder"):
+def conv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_units=0, name="decoder"):
     """A decoder: z [batch, latent_dim] -> logits [batch, height, width, channels].
 
     The output is unbounded logits; the model's likelihood turns them into pixel probabilities or means.

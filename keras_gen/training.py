@@ -98,6 +98,7 @@ def train_recipe(
         steps_per_epoch=train["steps_per_epoch"] or None,
         validation_data=datasets["validation"],
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded) already
         verbose=verbose,
     )
     seconds = time.perf_counter() - started

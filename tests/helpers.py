@@ -1,7 +1,9 @@
 """One helper per concern, shared by the tests of every model in the zoo."""
 
+import gzip
 import json
 import pathlib
+import struct
 import subprocess
 import sys
 import textwrap
@@ -10,9 +12,37 @@ import keras_gen  # noqa: F401
 import keras
 import numpy as np
 
+from keras_gen import data
 from keras_gen import export
 
 IMAGE_SHAPE = (8, 8, 1)
+NUM_TRAIN = 40
+NUM_TEST = 20
+
+
+def write_idx(path, array, compress):
+    """Writes `array` (uint8) as an IDX file, gzipped when `compress`; returns the path written."""
+    array = np.asarray(array, dtype=np.uint8)
+    payload = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    path = pathlib.Path(f"{path}.gz" if compress else path)
+    path.write_bytes(gzip.compress(payload) if compress else payload)
+    return path
+
+
+def make_fake_source(folder, seed, compress=True, num_train=NUM_TRAIN, num_test=NUM_TEST):
+    """Writes the four Fashion-MNIST files with random content; returns {split: (images, labels)}."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, count in (("train", num_train), ("test", num_test)):
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=(count,), dtype=np.uint8)
+        images_name, labels_name = data.SOURCE_FILES[split]
+        write_idx(folder / images_name, images, compress)
+        write_idx(folder / labels_name, labels, compress)
+        arrays[split] = (images, labels)
+    return arrays
 
 
 def tiny_images(count=32, seed=0, binary=True, shape=IMAGE_SHAPE):

@@ -11,35 +11,10 @@ import pytest
 import tensorflow as tf
 
 from keras_gen import data
-
-NUM_TRAIN = 40
-NUM_TEST = 20
-
-
-def write_idx(path, array, compress):
-    """Writes `array` (uint8) as an IDX file, gzipped when `compress`; returns the path written."""
-    array = np.asarray(array, dtype=np.uint8)
-    payload = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-    path = pathlib.Path(f"{path}.gz" if compress else path)
-    path.write_bytes(gzip.compress(payload) if compress else payload)
-    return path
-
-
-def make_fake_source(folder, seed, compress=True, num_train=NUM_TRAIN, num_test=NUM_TEST):
-    """Writes the four Fashion-MNIST files with random content; returns {split: (images, labels)}."""
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for split, count in (("train", num_train), ("test", num_test)):
-        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=(count,), dtype=np.uint8)
-        images_name, labels_name = data.SOURCE_FILES[split]
-        write_idx(folder / images_name, images, compress)
-        write_idx(folder / labels_name, labels, compress)
-        arrays[split] = (images, labels)
-    return arrays
-
+from tests.helpers import NUM_TEST
+from tests.helpers import NUM_TRAIN
+from tests.helpers import make_fake_source
+from tests.helpers import write_idx
 
 def collect_epoch(dataset):
     return np.concatenate([np.asarray(batch) for batch in dataset])

@@ -1,0 +1,81 @@
+"""What every model in the zoo must do, run for each entry of tests/zoo_cases.py."""
+
+import keras_gen  # noqa: F401
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gen import registry
+from tests import helpers
+from tests.zoo_cases import TINY_MODELS
+
+
+def example_inputs(endpoint, batch=4):
+    """Deterministic inputs matching an endpoint's input signature: floats in [0, 1), int64 0..9."""
+    rng = np.random.default_rng(1)
+    inputs = {}
+    for spec in endpoint.input_signature:
+        shape = [batch if d is None else d for d in spec.shape]
+        if spec.dtype == tf.int64:
+            inputs[spec.name] = (np.arange(batch) % 10).astype("int64").reshape(shape)
+        else:
+            inputs[spec.name] = rng.uniform(size=shape).astype(spec.dtype.as_numpy_dtype)
+    return inputs
+
+
+def trained(name, steps=2):
+    model, data = TINY_MODELS[name]()
+    history = model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0).history
+    return model, data, history
+
+
+def test_every_registered_model_has_a_tiny_case():
+    assert set(registry.model_names()) == set(TINY_MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_fit_reports_finite_metrics(name):
+    model, _, history = trained(name)
+    assert set(model.metric_names) <= set(history)
+    for key in model.metric_names:
+        assert np.isfinite(history[key][0]), (key, history[key])
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_config_round_trip(name):
+    model, _ = TINY_MODELS[name]()
+    helpers.assert_config_round_trip(model)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_keras_file_round_trip(name, tmp_path):
+    model, data, _ = trained(name)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert type(loaded) is type(model)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    endpoint = model.serving_endpoints()[0]
+    inputs = example_inputs(endpoint)
+    for key, value in endpoint.fn(**inputs).items():
+        np.testing.assert_allclose(np.asarray(loaded.serving_endpoints()[0].fn(**inputs)[key]), np.asarray(value), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_export_reloads_in_a_tensorflow_only_process_with_matching_outputs(name, tmp_path):
+    model, _, _ = trained(name)
+    endpoints = model.serving_endpoints()
+    calls = {endpoint.name: example_inputs(endpoint) for endpoint in endpoints}
+    calls["serving_default"] = calls[model.default_endpoint]
+    _, result = helpers.export_and_call(model, calls, tmp_path)
+    for endpoint in endpoints:
+        expected = endpoint.fn(**calls[endpoint.name])
+        assert set(result[endpoint.name]) == set(expected), endpoint.name
+        for key, value in expected.items():
+            np.testing.assert_allclose(result[endpoint.name][key], np.asarray(value), atol=1e-5, err_msg=f"{endpoint.name}/{key}")
+    for key, value in result[model.default_endpoint].items():
+        np.testing.assert_array_equal(result["serving_default"][key], value)
+    if "sample" in calls:
+        images = result["sample"]["images"]
+        assert images.min() >= 0.0 and images.max() <= 1.0, "exported images are in [0, 1]"

@@ -1,0 +1,357 @@
+// serving_check: loads a SavedModel the way TF Serving does and, on request, runs one signature.
+//
+// TF Serving loads a model version with tensorflow::LoadSavedModel (tag "serve") and answers a
+// Predict request by feeding the SignatureDef's input tensor names to bundle.session->Run and
+// fetching its output tensor names. This program does exactly that, so an export it can load and
+// run is one TF Serving can serve, without a TF Serving binary.
+//
+// Usage:
+//   serving_check VERSION_DIR [--run SIGNATURE --input SPEC...]
+//
+//   VERSION_DIR  a SavedModel directory, e.g. exports/vae/1.
+//   --run SIG    runs signature SIG; every one of its inputs must be given with --input.
+//   --input SPEC NAME=DTYPE:SHAPE:VALUES, where DTYPE is float32 or int64, SHAPE a comma list of
+//                sizes (empty for a scalar) and VALUES a comma list of the values in row-major
+//                order, or fill=X to set every element to X. Examples:
+//                  --input seed=int64:4:0,1,2,3
+//                  --input images=float32:2,8,8,1:fill=0.5
+//                  --input t=float32::0.25
+//
+// Output, on stdout, one record per line, fields separated by tabs. SHAPE is a JSON list with -1
+// for an unknown size, or null for an unknown rank; signatures and tensors are sorted by name.
+//   signature  SIG  METHOD_NAME
+//   input      SIG  NAME  DTYPE  SHAPE
+//   output     SIG  NAME  DTYPE  SHAPE
+// and with --run, for each output tensor of SIG (VALUES a comma list, floats printed with enough
+// digits to read back the exact value):
+//   result     SIG  NAME  DTYPE  SHAPE  VALUES
+//
+// Exit status: 0 on success, 1 when the SavedModel does not load or the signature fails to run,
+// 2 on a usage error, a bad --input or an unknown signature.
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tensorflow/cc/saved_model/loader.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/tensor_shape.h"
+#include "tensorflow/core/framework/types.h"
+#include "tensorflow/core/protobuf/meta_graph.pb.h"
+#include "tensorflow/core/public/session.h"
+#include "tensorflow/core/public/session_options.h"
+
+namespace {
+
+constexpr int kLoadOrRunFailed = 1;
+constexpr int kUsageError = 2;
+
+// tensorflow/cc/saved_model/tag_constants.h is not shipped with the wheel's headers.
+constexpr char kServeTag[] = "serve";
+
+// Thrown for anything the caller got wrong; main turns it into a message and kUsageError.
+struct UsageError {
+  std::string message;
+};
+
+const char kUsage[] =
+    "usage: serving_check VERSION_DIR [--run SIGNATURE --input NAME=DTYPE:SHAPE:VALUES...]\n"
+    "  DTYPE: float32 or int64; SHAPE: comma list of sizes, empty for a scalar;\n"
+    "  VALUES: comma list in row-major order, or fill=X.\n"
+    "  e.g. --input seed=int64:4:0,1,2,3 --input images=float32:2,8,8,1:fill=0.5\n";
+
+// Python's names (tf.DType.name), so that the output compares directly with the Python side.
+std::string DtypeName(tensorflow::DataType dtype) {
+  switch (dtype) {
+    case tensorflow::DT_FLOAT: return "float32";
+    case tensorflow::DT_DOUBLE: return "float64";
+    case tensorflow::DT_HALF: return "float16";
+    case tensorflow::DT_BFLOAT16: return "bfloat16";
+    case tensorflow::DT_INT8: return "int8";
+    case tensorflow::DT_INT16: return "int16";
+    case tensorflow::DT_INT32: return "int32";
+    case tensorflow::DT_INT64: return "int64";
+    case tensorflow::DT_UINT8: return "uint8";
+    case tensorflow::DT_BOOL: return "bool";
+    case tensorflow::DT_STRING: return "string";
+    default: return tensorflow::DataTypeString(dtype);
+  }
+}
+
+std::string ShapeJson(const tensorflow::TensorShapeProto& shape) {
+  if (shape.unknown_rank()) return "null";
+  std::string json = "[";
+  for (int i = 0; i < shape.dim_size(); ++i) {
+    if (i > 0) json += ",";
+    json += std::to_string(shape.dim(i).size());
+  }
+  return json + "]";
+}
+
+std::string ShapeJson(const tensorflow::TensorShape& shape) {
+  tensorflow::TensorShapeProto proto;
+  shape.AsProto(&proto);
+  return ShapeJson(proto);
+}
+
+// protobuf maps iterate in no particular order; sorting keeps the output stable.
+template <typename Value>
+std::vector<std::string> SortedKeys(const google::protobuf::Map<std::string, Value>& map) {
+  std::vector<std::string> keys;
+  for (const auto& entry : map) keys.push_back(entry.first);
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+std::vector<std::string> Split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  if (text.empty()) return parts;
+  size_t start = 0;
+  while (true) {
+    size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) return parts;
+    start = end + 1;
+  }
+}
+
+// One parsed --input: the signature input it feeds and its value.
+struct Input {
+  std::string name;
+  tensorflow::Tensor tensor;
+};
+
+// strtof and strtoll skip leading blanks and stop at the first bad character; both are errors here.
+template <typename T>
+T ParseNumber(const std::string& text, const std::string& context) {
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  T value;
+  if constexpr (std::is_same_v<T, float>) {
+    value = std::strtof(begin, &end);
+  } else {
+    value = static_cast<T>(std::strtoll(begin, &end, 10));
+  }
+  if (text.empty() || text[0] == ' ' || *end != '\0' || errno == ERANGE) {
+    throw UsageError{context + ": '" + text + "' is not a valid " +
+                     (std::is_same_v<T, float> ? "float32" : "int64") + " value"};
+  }
+  return value;
+}
+
+template <typename T>
+void FillTensor(const std::string& values, const std::string& context, tensorflow::Tensor* tensor) {
+  auto flat = tensor->flat<T>();
+  const int64_t count = flat.size();
+  const std::string fill_prefix = "fill=";
+  if (values.compare(0, fill_prefix.size(), fill_prefix) == 0) {
+    const T value = ParseNumber<T>(values.substr(fill_prefix.size()), context);
+    for (int64_t i = 0; i < count; ++i) flat(i) = value;
+    return;
+  }
+  const std::vector<std::string> items = Split(values, ',');
+  if (static_cast<int64_t>(items.size()) != count) {
+    throw UsageError{context + ": the shape " + ShapeJson(tensor->shape()) + " holds " + std::to_string(count) +
+                     " values but " + std::to_string(items.size()) + " were given (or use fill=X)"};
+  }
+  for (int64_t i = 0; i < count; ++i) flat(i) = ParseNumber<T>(items[i], context);
+}
+
+// NAME=DTYPE:SHAPE:VALUES, see the usage at the top of the file.
+Input ParseInput(const std::string& spec) {
+  const std::string context = "--input " + spec;
+  const size_t equals = spec.find('=');
+  const size_t first_colon = spec.find(':', equals == std::string::npos ? 0 : equals);
+  const size_t second_colon = first_colon == std::string::npos ? std::string::npos : spec.find(':', first_colon + 1);
+  if (equals == std::string::npos || equals == 0 || second_colon == std::string::npos) {
+    throw UsageError{context + ": expected NAME=DTYPE:SHAPE:VALUES, e.g. seed=int64:4:0,1,2,3"};
+  }
+  Input input;
+  input.name = spec.substr(0, equals);
+  const std::string dtype = spec.substr(equals + 1, first_colon - equals - 1);
+  const std::string shape_text = spec.substr(first_colon + 1, second_colon - first_colon - 1);
+  const std::string values = spec.substr(second_colon + 1);
+
+  tensorflow::TensorShape shape;
+  for (const std::string& item : Split(shape_text, ',')) {
+    const int64_t size = ParseNumber<int64_t>(item, context + " (shape)");
+    // AddDimWithStatus refuses negative sizes and shapes too large to hold.
+    const absl::Status status = shape.AddDimWithStatus(size);
+    if (!status.ok()) throw UsageError{context + ": bad shape: " + std::string(status.message())};
+  }
+  if (dtype == "float32") {
+    input.tensor = tensorflow::Tensor(tensorflow::DT_FLOAT, shape);
+    FillTensor<float>(values, context, &input.tensor);
+  } else if (dtype == "int64") {
+    input.tensor = tensorflow::Tensor(tensorflow::DT_INT64, shape);
+    FillTensor<int64_t>(values, context, &input.tensor);
+  } else {
+    throw UsageError{context + ": unsupported dtype '" + dtype + "' (use float32 or int64)"};
+  }
+  return input;
+}
+
+void PrintSignatures(const tensorflow::SavedModelBundle& bundle) {
+  const auto& signatures = bundle.GetSignatures();
+  for (const std::string& name : SortedKeys(signatures)) {
+    const tensorflow::SignatureDef& signature = signatures.at(name);
+    std::printf("signature\t%s\t%s\n", name.c_str(), signature.method_name().c_str());
+    for (const auto& [kind, tensors] : {std::pair{"input", &signature.inputs()}, std::pair{"output", &signature.outputs()}}) {
+      for (const std::string& key : SortedKeys(*tensors)) {
+        const tensorflow::TensorInfo& info = tensors->at(key);
+        std::printf("%s\t%s\t%s\t%s\t%s\n", kind, name.c_str(), key.c_str(), DtypeName(info.dtype()).c_str(),
+                    ShapeJson(info.tensor_shape()).c_str());
+      }
+    }
+  }
+}
+
+template <typename T>
+std::string FormatValues(const tensorflow::Tensor& tensor, const char* format) {
+  std::string text;
+  char buffer[64];
+  auto flat = tensor.flat<T>();
+  for (int64_t i = 0; i < flat.size(); ++i) {
+    if constexpr (std::is_floating_point_v<T>) {
+      std::snprintf(buffer, sizeof(buffer), format, static_cast<double>(flat(i)));
+    } else {
+      std::snprintf(buffer, sizeof(buffer), format, static_cast<long long>(flat(i)));
+    }
+    if (i > 0) text += ",";
+    text += buffer;
+  }
+  return text;
+}
+
+// %.9g reads back to the same float32, %.17g to the same float64.
+std::string FormatValues(const tensorflow::Tensor& tensor) {
+  switch (tensor.dtype()) {
+    case tensorflow::DT_FLOAT: return FormatValues<float>(tensor, "%.9g");
+    case tensorflow::DT_DOUBLE: return FormatValues<double>(tensor, "%.17g");
+    case tensorflow::DT_INT32: return FormatValues<int32_t>(tensor, "%lld");
+    case tensorflow::DT_INT64: return FormatValues<int64_t>(tensor, "%lld");
+    case tensorflow::DT_UINT8: return FormatValues<uint8_t>(tensor, "%lld");
+    case tensorflow::DT_BOOL: return FormatValues<bool>(tensor, "%lld");
+    default:
+      throw UsageError{"cannot print values of dtype " + DtypeName(tensor.dtype())};
+  }
+}
+
+// Feeds and fetches by the SignatureDef's tensor names, as TF Serving's Predict does.
+int RunSignature(const tensorflow::SavedModelBundle& bundle, const std::string& signature_name,
+                 const std::vector<Input>& inputs) {
+  const auto& signatures = bundle.GetSignatures();
+  const auto found = signatures.find(signature_name);
+  if (found == signatures.end()) {
+    std::string known;
+    for (const std::string& name : SortedKeys(signatures)) known += (known.empty() ? "" : ", ") + name;
+    throw UsageError{"unknown signature '" + signature_name + "'; the SavedModel has: " + known};
+  }
+  const tensorflow::SignatureDef& signature = found->second;
+
+  std::map<std::string, const Input*> given;
+  for (const Input& input : inputs) {
+    if (!given.emplace(input.name, &input).second) throw UsageError{"input '" + input.name + "' is given twice"};
+    if (!signature.inputs().contains(input.name)) {
+      throw UsageError{"signature '" + signature_name + "' has no input '" + input.name + "'"};
+    }
+  }
+  std::vector<std::pair<std::string, tensorflow::Tensor>> feeds;
+  for (const std::string& key : SortedKeys(signature.inputs())) {
+    const tensorflow::TensorInfo& info = signature.inputs().at(key);
+    const auto input = given.find(key);
+    if (input == given.end()) {
+      throw UsageError{"signature '" + signature_name + "' needs input '" + key + "' (" + DtypeName(info.dtype()) +
+                       ", shape " + ShapeJson(info.tensor_shape()) + ")"};
+    }
+    if (input->second->tensor.dtype() != info.dtype()) {
+      throw UsageError{"input '" + key + "' of signature '" + signature_name + "' is " + DtypeName(info.dtype()) +
+                       ", not " + DtypeName(input->second->tensor.dtype())};
+    }
+    if (!info.has_name()) throw UsageError{"input '" + key + "' is not a dense tensor; only dense inputs are supported"};
+    feeds.emplace_back(info.name(), input->second->tensor);
+  }
+
+  const std::vector<std::string> output_keys = SortedKeys(signature.outputs());
+  std::vector<std::string> fetches;
+  for (const std::string& key : output_keys) {
+    const tensorflow::TensorInfo& info = signature.outputs().at(key);
+    if (!info.has_name()) throw UsageError{"output '" + key + "' is not a dense tensor; only dense outputs are supported"};
+    fetches.push_back(info.name());
+  }
+  std::vector<tensorflow::Tensor> outputs;
+  const absl::Status status = bundle.session->Run(feeds, fetches, {}, &outputs);
+  if (!status.ok()) {
+    std::fprintf(stderr, "serving_check: running signature '%s' failed: %s\n", signature_name.c_str(),
+                 status.ToString().c_str());
+    return kLoadOrRunFailed;
+  }
+  for (size_t i = 0; i < output_keys.size(); ++i) {
+    std::printf("result\t%s\t%s\t%s\t%s\t%s\n", signature_name.c_str(), output_keys[i].c_str(),
+                DtypeName(outputs[i].dtype()).c_str(), ShapeJson(outputs[i].shape()).c_str(),
+                FormatValues(outputs[i]).c_str());
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  std::string export_dir;
+  std::string run;
+  std::vector<Input> inputs;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "--run" || arg == "--input") {
+      if (i + 1 >= argc) throw UsageError{arg + " needs a value"};
+      const std::string value = argv[++i];
+      if (arg == "--run") {
+        run = value;
+      } else {
+        inputs.push_back(ParseInput(value));
+      }
+    } else if (arg.compare(0, 1, "-") == 0) {
+      throw UsageError{"unknown option " + arg};
+    } else if (export_dir.empty()) {
+      export_dir = arg;
+    } else {
+      throw UsageError{"expected one VERSION_DIR, got '" + export_dir + "' and '" + arg + "'"};
+    }
+  }
+  if (export_dir.empty()) throw UsageError{"missing VERSION_DIR"};
+  if (run.empty() && !inputs.empty()) throw UsageError{"--input given without --run SIGNATURE"};
+
+  tensorflow::SavedModelBundle bundle;
+  const absl::Status status = tensorflow::LoadSavedModel(tensorflow::SessionOptions(), tensorflow::RunOptions(),
+                                                         export_dir, {kServeTag}, &bundle);
+  if (!status.ok()) {
+    std::fprintf(stderr, "serving_check: could not load the SavedModel at '%s' with tag '%s': %s\n",
+                 export_dir.c_str(), kServeTag, status.ToString().c_str());
+    return kLoadOrRunFailed;
+  }
+  PrintSignatures(bundle);
+  return run.empty() ? 0 : RunSignature(bundle, run, inputs);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const UsageError& error) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "serving_check: %s\n%s", error.message.c_str(), kUsage);
+    return kUsageError;
+  }
+}
