@@ -27,20 +27,21 @@
 //   result     SIG  NAME  DTYPE  SHAPE  VALUES
 //
 // Exit status: 0 on success, 1 when the SavedModel does not load or the signature fails to run,
-// 2 on a usage error, a bad --input or an unknown signature.
+// 2 on a usage error, a bad --input, an unknown signature, or one this program cannot run (sparse
+// tensors, or outputs of a dtype it cannot print).
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
-#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <map>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "tensorflow/cc/saved_model/constants.h"
 #include "tensorflow/cc/saved_model/loader.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
@@ -57,9 +58,11 @@ constexpr int kUsageError = 2;
 // tensorflow/cc/saved_model/tag_constants.h is not shipped with the wheel's headers.
 constexpr char kServeTag[] = "serve";
 
-// Thrown for anything the caller got wrong; main turns it into a message and kUsageError.
+// Thrown for anything the caller got wrong; main turns it into a message and kUsageError, with the
+// usage text when the command line itself was malformed.
 struct UsageError {
   std::string message;
+  bool show_usage = true;
 };
 
 const char kUsage[] =
@@ -111,6 +114,18 @@ std::vector<std::string> SortedKeys(const google::protobuf::Map<std::string, Val
   return keys;
 }
 
+// The signatures a client can call: the SavedModel also stores its init and train ops as
+// signatures, which are the loader's bookkeeping rather than endpoints.
+std::vector<std::string> ServingSignatureNames(const tensorflow::SavedModelBundle& bundle) {
+  std::vector<std::string> names;
+  for (const std::string& name : SortedKeys(bundle.GetSignatures())) {
+    if (name != tensorflow::kSavedModelInitOpSignatureKey && name != tensorflow::kSavedModelTrainOpSignatureKey) {
+      names.push_back(name);
+    }
+  }
+  return names;
+}
+
 std::vector<std::string> Split(const std::string& text, char separator) {
   std::vector<std::string> parts;
   if (text.empty()) return parts;
@@ -141,7 +156,7 @@ T ParseNumber(const std::string& text, const std::string& context) {
   } else {
     value = static_cast<T>(std::strtoll(begin, &end, 10));
   }
-  if (text.empty() || text[0] == ' ' || *end != '\0' || errno == ERANGE) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0])) || *end != '\0' || errno == ERANGE) {
     throw UsageError{context + ": '" + text + "' is not a valid " +
                      (std::is_same_v<T, float> ? "float32" : "int64") + " value"};
   }
@@ -202,7 +217,7 @@ Input ParseInput(const std::string& spec) {
 
 void PrintSignatures(const tensorflow::SavedModelBundle& bundle) {
   const auto& signatures = bundle.GetSignatures();
-  for (const std::string& name : SortedKeys(signatures)) {
+  for (const std::string& name : ServingSignatureNames(bundle)) {
     const tensorflow::SignatureDef& signature = signatures.at(name);
     std::printf("signature\t%s\t%s\n", name.c_str(), signature.method_name().c_str());
     for (const auto& [kind, tensors] : {std::pair{"input", &signature.inputs()}, std::pair{"output", &signature.outputs()}}) {
@@ -232,7 +247,21 @@ std::string FormatValues(const tensorflow::Tensor& tensor, const char* format) {
   return text;
 }
 
-// %.9g reads back to the same float32, %.17g to the same float64.
+bool CanPrint(tensorflow::DataType dtype) {
+  switch (dtype) {
+    case tensorflow::DT_FLOAT:
+    case tensorflow::DT_DOUBLE:
+    case tensorflow::DT_INT32:
+    case tensorflow::DT_INT64:
+    case tensorflow::DT_UINT8:
+    case tensorflow::DT_BOOL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// %.9g reads back to the same float32, %.17g to the same float64. Only for dtypes CanPrint accepts.
 std::string FormatValues(const tensorflow::Tensor& tensor) {
   switch (tensor.dtype()) {
     case tensorflow::DT_FLOAT: return FormatValues<float>(tensor, "%.9g");
@@ -241,28 +270,26 @@ std::string FormatValues(const tensorflow::Tensor& tensor) {
     case tensorflow::DT_INT64: return FormatValues<int64_t>(tensor, "%lld");
     case tensorflow::DT_UINT8: return FormatValues<uint8_t>(tensor, "%lld");
     case tensorflow::DT_BOOL: return FormatValues<bool>(tensor, "%lld");
-    default:
-      throw UsageError{"cannot print values of dtype " + DtypeName(tensor.dtype())};
+    default: return "";
   }
 }
 
 // Feeds and fetches by the SignatureDef's tensor names, as TF Serving's Predict does.
 int RunSignature(const tensorflow::SavedModelBundle& bundle, const std::string& signature_name,
                  const std::vector<Input>& inputs) {
-  const auto& signatures = bundle.GetSignatures();
-  const auto found = signatures.find(signature_name);
-  if (found == signatures.end()) {
+  const std::vector<std::string> names = ServingSignatureNames(bundle);
+  if (std::find(names.begin(), names.end(), signature_name) == names.end()) {
     std::string known;
-    for (const std::string& name : SortedKeys(signatures)) known += (known.empty() ? "" : ", ") + name;
-    throw UsageError{"unknown signature '" + signature_name + "'; the SavedModel has: " + known};
+    for (const std::string& name : names) known += (known.empty() ? "" : ", ") + name;
+    throw UsageError{"unknown signature '" + signature_name + "'; the SavedModel has: " + known, false};
   }
-  const tensorflow::SignatureDef& signature = found->second;
+  const tensorflow::SignatureDef& signature = bundle.GetSignatures().at(signature_name);
 
   std::map<std::string, const Input*> given;
   for (const Input& input : inputs) {
     if (!given.emplace(input.name, &input).second) throw UsageError{"input '" + input.name + "' is given twice"};
     if (!signature.inputs().contains(input.name)) {
-      throw UsageError{"signature '" + signature_name + "' has no input '" + input.name + "'"};
+      throw UsageError{"signature '" + signature_name + "' has no input '" + input.name + "'", false};
     }
   }
   std::vector<std::pair<std::string, tensorflow::Tensor>> feeds;
@@ -271,13 +298,15 @@ int RunSignature(const tensorflow::SavedModelBundle& bundle, const std::string& 
     const auto input = given.find(key);
     if (input == given.end()) {
       throw UsageError{"signature '" + signature_name + "' needs input '" + key + "' (" + DtypeName(info.dtype()) +
-                       ", shape " + ShapeJson(info.tensor_shape()) + ")"};
+                       ", shape " + ShapeJson(info.tensor_shape()) + ")", false};
     }
     if (input->second->tensor.dtype() != info.dtype()) {
       throw UsageError{"input '" + key + "' of signature '" + signature_name + "' is " + DtypeName(info.dtype()) +
-                       ", not " + DtypeName(input->second->tensor.dtype())};
+                       ", not " + DtypeName(input->second->tensor.dtype()), false};
     }
-    if (!info.has_name()) throw UsageError{"input '" + key + "' is not a dense tensor; only dense inputs are supported"};
+    if (!info.has_name()) {
+      throw UsageError{"input '" + key + "' is not a dense tensor; only dense inputs are supported", false};
+    }
     feeds.emplace_back(info.name(), input->second->tensor);
   }
 
@@ -285,7 +314,12 @@ int RunSignature(const tensorflow::SavedModelBundle& bundle, const std::string& 
   std::vector<std::string> fetches;
   for (const std::string& key : output_keys) {
     const tensorflow::TensorInfo& info = signature.outputs().at(key);
-    if (!info.has_name()) throw UsageError{"output '" + key + "' is not a dense tensor; only dense outputs are supported"};
+    if (!info.has_name()) {
+      throw UsageError{"output '" + key + "' is not a dense tensor; only dense outputs are supported", false};
+    }
+    if (!CanPrint(info.dtype())) {
+      throw UsageError{"output '" + key + "' is " + DtypeName(info.dtype()) + ", which this program cannot print", false};
+    }
     fetches.push_back(info.name());
   }
   std::vector<tensorflow::Tensor> outputs;
@@ -351,7 +385,7 @@ int main(int argc, char** argv) {
     return Main(argc, argv);
   } catch (const UsageError& error) {
     std::fflush(stdout);
-    std::fprintf(stderr, "serving_check: %s\n%s", error.message.c_str(), kUsage);
+    std::fprintf(stderr, "serving_check: %s\n%s", error.message.c_str(), error.show_usage ? kUsage : "");
     return kUsageError;
   }
 }
