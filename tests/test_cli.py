@@ -107,3 +107,33 @@ def test_bad_input_fails_cleanly_and_keeps_what_was_written(trained, tmp_path):
     assert missing.returncode == 2 and "No checkpoint at nope.keras" in missing.stderr
     after = sorted(str(p) for p in root.rglob("*") if p.name != "bad.toml")
     assert after == before
+
+
+def test_an_interrupted_run_resumes_from_its_last_finished_epoch(tmp_path, monkeypatch):
+    from keras_gen import recipes
+    from keras_gen import training
+    from keras_gen.callbacks import ImageSummaries
+
+    helpers.make_fake_source(tmp_path / "idx", seed=0)
+    (tmp_path / "tiny.toml").write_text(TINY_RECIPE)
+    recipe = recipes.load_recipe(tmp_path / "tiny.toml")
+    dirs = {"logdir": tmp_path / "logs", "export_dir": tmp_path / "exports", "checkpoint_dir": tmp_path / "ckpt"}
+    options = dict(epochs=3, source_dir=tmp_path / "idx", data_dir=tmp_path / "tfds", verbose=0, **dirs)
+    original = ImageSummaries.on_epoch_end
+
+    def crash_after_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ImageSummaries, "on_epoch_end", crash_after_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_recipe(recipe, **options)
+    assert (tmp_path / "ckpt" / "tiny" / "backup").is_dir()
+    assert not (tmp_path / "exports").exists()
+    monkeypatch.setattr(ImageSummaries, "on_epoch_end", original)
+    result = training.train_recipe(recipe, **options)
+    assert len(result["history"]["loss"]) == 1, "only the third epoch is left to run"
+    assert int(result["model"].optimizer.iterations.numpy()) == 3 * 2
+    assert not (tmp_path / "ckpt" / "tiny" / "backup").exists()
+    assert result["export"] == tmp_path / "exports" / "tiny" / "1"
