@@ -84,3 +84,82 @@ class KLWarmup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["kl_weight"] = float(keras.ops.convert_to_numpy(self.model.kl_weight))
+
+
+class FrechetDistance(keras.callbacks.Callback):
+    """Logs the Fréchet distance between the model's samples and real images to TensorBoard.
+
+    Every `every_epochs` epochs the model's `sample` endpoint draws `num_samples` images from the same
+    seeds (classes in turn for a conditional model), and the distance between their features and the
+    real images' is written as the scalar `epoch_frechet_distance` to `<log_dir>/train`, beside Keras'
+    loss curves, and added to the epoch's logs. The features are the shipped Fashion-MNIST
+    classifier's (see `keras_gen.evaluation`; not comparable with Inception FID). The real images are
+    training images by default, so the test set plays no part in choices made while training.
+
+    Args:
+        log_dir: the run's log directory, as given to `keras.callbacks.TensorBoard`.
+        num_samples: samples drawn each time (a small sample: the distance is biased upwards by few samples,
+            the same way every epoch, so the curve is comparable with itself).
+        every_epochs: compute it after every this many epochs.
+        quality: a `keras_gen.evaluation.SampleQuality` holding the real set and feature space (None:
+            up to 10,000 Fashion-MNIST training images and the shipped classifier).
+        seed: first seed of the samples.
+
+    Example:
+    >>> model.fit(train, epochs=20, callbacks=[keras.callbacks.TensorBoard("logs/run"), FrechetDistance("logs/run")])
+    """
+
+    def __init__(self, log_dir, num_samples=1000, every_epochs=1, quality=None, seed=0):
+        super().__init__()
+        if num_samples < 2 or every_epochs < 1:
+            raise ValueError(f"num_samples must be at least 2 and every_epochs at least 1, got {num_samples} and {every_epochs}.")
+        self.log_dir = pathlib.Path(log_dir)
+        self.num_samples = int(num_samples)
+        self.every_epochs = int(every_epochs)
+        self.quality = quality
+        self.seed = int(seed)
+        self._writer = None
+        self._sampler = None
+
+    def on_train_begin(self, logs=None):
+        from keras_gen import evaluation
+
+        if self.quality is None:
+            self.quality = evaluation.SampleQuality(reference="train")
+        shape = tuple(getattr(self.model, "image_shape", self.quality.space.image_shape))
+        if shape != self.quality.space.image_shape:
+            raise ValueError(
+                f"FrechetDistance's feature space reads images of shape {self.quality.space.image_shape}, but the model "
+                f"makes {shape}; pass `quality=SampleQuality(FeatureSpace(your_feature_model), reference_images=...)`."
+            )
+        self._writer = tf.summary.create_file_writer(str(self.log_dir / "train"))
+
+    def distance(self):
+        """The Fréchet distance of `num_samples` fresh samples of the model (the same seeds every time)."""
+        from keras_gen import evaluation
+
+        if self._sampler is None:
+            # Traced once: the compiled function reads the model's variables, so it sees every update.
+            self._sampler = evaluation.Sampler.from_model(self.model)
+        stats, _ = self.quality.statistics(self._batches(self._sampler))
+        return self.quality.frechet_distance(stats)
+
+    def _batches(self, sampler, batch_size=500):
+        classes = self.quality.reference_logits.shape[1] if self.quality.reference_logits is not None else 10
+        for start in range(self.seed, self.seed + self.num_samples, batch_size):
+            seeds = np.arange(start, min(start + batch_size, self.seed + self.num_samples), dtype=np.int64)
+            yield sampler(seeds, seeds % classes if sampler.conditional else None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_epochs:
+            return
+        value = self.distance()
+        with self._writer.as_default():
+            tf.summary.scalar("epoch_frechet_distance", value, step=epoch)
+        self._writer.flush()
+        if logs is not None:
+            logs["frechet_distance"] = value
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()

@@ -50,3 +50,15 @@ def likelihood_mean(kind, logits):
     """The mean image of `image_likelihood(kind, logits)`, without building the distribution."""
     del kind  # Both likelihoods have mean sigmoid(logits).
     return tf.sigmoid(logits)
+
+
+def gaussian_mixture(logits, means, log_scales):
+    """A mixture of diagonal Gaussians over [latent_dim] codes (e.g. a learned prior p(z)).
+
+    Args:
+        logits: [components] unnormalised log mixture weights.
+        means: [components, latent_dim] component means.
+        log_scales: [components, latent_dim] log standard deviations (exp keeps them positive).
+    """
+    components = tfd.Independent(tfd.Normal(loc=means, scale=tf.exp(log_scales)), reinterpreted_batch_ndims=1)
+    return tfd.MixtureSameFamily(mixture_distribution=tfd.Categorical(logits=logits), components_distribution=components)

@@ -4,6 +4,8 @@ Every model takes its networks as arguments, so these are only the defaults; any
 same inputs and outputs can replace them.
 """
 
+import math
+
 import keras_gen  # noqa: F401
 import keras
 from keras import layers
@@ -70,3 +72,395 @@ def conv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_units=0, name
         x = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu")(x)
     logits = layers.Conv2DTranspose(image_shape[-1], 3, padding="same", name="logits")(x)
     return keras.Model(z, logits, name=name)
+
+
+# === Deterministic autoencoders and classifiers on their codes ===
+# Keras' default (0.99) averages over ~100 steps; a classifier trained on 100 labels takes few steps
+# per epoch, and its moving statistics would still be mostly their initial values when validated.
+AE_BATCH_NORM_MOMENTUM = 0.9
+
+
+def _conv_bn_relu(x, channels, strides, transpose=False):
+    # BatchNorm supplies the bias, and its moving statistics are what a frozen encoder must keep.
+    conv = layers.Conv2DTranspose if transpose else layers.Conv2D
+    x = conv(channels, 3, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=AE_BATCH_NORM_MOMENTUM)(x)
+    return layers.ReLU()(x)
+
+
+def ae_encoder(image_shape, code_dim, filters=(32, 64), convs_per_stage=2, name="ae_encoder"):
+    """A deterministic convolutional encoder: images -> code [batch, code_dim].
+
+    Each stage is `convs_per_stage` 3x3 convolutions with BatchNorm and ReLU, the last of stride 2, so
+    `filters` sets the width and the number of stages, and `convs_per_stage` the depth.
+
+    Args:
+        image_shape: (height, width, channels) of the input images.
+        code_dim: width of the bottleneck code (a linear layer).
+        filters: channels of each stage.
+        convs_per_stage: convolutions per stage (at least 1).
+        name: the model's name.
+
+    Example:
+    >>> encoder = ae_encoder((28, 28, 1), code_dim=32)
+    """
+    _check_downsampling(image_shape, len(filters))
+    if convs_per_stage < 1:
+        raise ValueError(f"convs_per_stage must be at least 1, got {convs_per_stage}.")
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    x = images
+    for channels in filters:
+        for _ in range(convs_per_stage - 1):
+            x = _conv_bn_relu(x, channels, strides=1)
+        x = _conv_bn_relu(x, channels, strides=2)
+    code = layers.Dense(code_dim, name="code")(layers.Flatten()(x))
+    return keras.Model(images, code, name=name)
+
+
+def ae_decoder(image_shape, code_dim, filters=(64, 32), convs_per_stage=2, name="ae_decoder"):
+    """The mirror of `ae_encoder`: code [batch, code_dim] -> logits [batch, height, width, channels].
+
+    Args:
+        image_shape: (height, width, channels) of the images to produce.
+        code_dim: width of the code.
+        filters: channels of each stage, coarsest first; each stage starts with a stride-2 transposed
+            convolution, followed by `convs_per_stage - 1` convolutions.
+        convs_per_stage: convolutions per stage (at least 1).
+        name: the model's name.
+    """
+    height, width = _check_downsampling(image_shape, len(filters))
+    if convs_per_stage < 1:
+        raise ValueError(f"convs_per_stage must be at least 1, got {convs_per_stage}.")
+    code = keras.Input(shape=(code_dim,), name="code")
+    x = layers.Dense(height * width * filters[0], activation="relu")(code)
+    x = layers.Reshape((height, width, filters[0]))(x)
+    for channels in filters:
+        x = _conv_bn_relu(x, channels, strides=2, transpose=True)
+        for _ in range(convs_per_stage - 1):
+            x = _conv_bn_relu(x, channels, strides=1)
+    logits = layers.Conv2D(image_shape[-1], 3, padding="same", name="logits")(x)
+    return keras.Model(code, logits, name=name)
+
+
+def code_classifier(code_dim, num_classes, hidden_units=0, name="head"):
+    """A shallow classifier head: code [batch, code_dim] -> class logits [batch, num_classes].
+
+    Args:
+        code_dim: width of the code it reads.
+        num_classes: number of classes.
+        hidden_units: width of one ReLU layer before the logits (0: logistic regression on the code).
+        name: the model's name.
+    """
+    code = keras.Input(shape=(code_dim,), name="code")
+    x = code
+    if hidden_units:
+        x = layers.Dense(hidden_units, activation="relu")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(code, logits, name=name)
+
+
+# === Conditional and hierarchical VAE networks ===
+def conditional_conv_encoder(image_shape, latent_dim, num_classes=10, filters=(32, 64), hidden_units=0, name="encoder"):
+    """A class-conditional Gaussian encoder: [images, labels] -> [mean, log_variance].
+
+    The label enters as one extra image plane (a learned embedding per class, reshaped to the image's
+    height and width), so the first convolution already sees pixels and class together.
+
+    Args:
+        image_shape: (height, width, channels) of the input images.
+        latent_dim: size of the latent code.
+        num_classes: number of classes; labels are int64 ids 0..num_classes - 1.
+        filters: channels of each stride-2 3x3 convolution.
+        hidden_units: width of a dense layer before the two heads (0 to skip it).
+        name: the model's name.
+
+    Example:
+    >>> encoder = conditional_conv_encoder((28, 28, 1), latent_dim=16, num_classes=10)
+    """
+    _check_downsampling(image_shape, len(filters))
+    height, width = image_shape[0], image_shape[1]
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    labels = keras.Input(shape=(), dtype="int64", name="labels")
+    plane = layers.Embedding(num_classes, height * width, name="label_plane")(labels)
+    x = layers.Concatenate()([images, layers.Reshape((height, width, 1))(plane)])
+    for channels in filters:
+        x = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Flatten()(x)
+    if hidden_units:
+        x = layers.Dense(hidden_units, activation="relu")(x)
+    mean = layers.Dense(latent_dim, name="mean")(x)
+    log_variance = layers.Dense(latent_dim, name="log_variance")(x)
+    return keras.Model([images, labels], [mean, log_variance], name=name)
+
+
+def conditional_conv_decoder(
+    image_shape, latent_dim, num_classes=10, filters=(64, 32), hidden_units=0, label_dim=16, name="decoder"
+):
+    """A class-conditional decoder: [z, labels] -> logits [batch, height, width, channels].
+
+    Args:
+        image_shape: (height, width, channels) of the images to produce.
+        latent_dim: size of the latent code.
+        num_classes: number of classes; labels are int64 ids 0..num_classes - 1.
+        filters: channels of each stride-2 3x3 transposed convolution, coarsest first.
+        hidden_units: width of a dense layer after the code (0 to skip it).
+        label_dim: width of the learned label embedding concatenated to z.
+        name: the model's name.
+    """
+    height, width = _check_downsampling(image_shape, len(filters))
+    z = keras.Input(shape=(latent_dim,), name="z")
+    labels = keras.Input(shape=(), dtype="int64", name="labels")
+    x = layers.Concatenate()([z, layers.Embedding(num_classes, label_dim, name="label_embedding")(labels)])
+    if hidden_units:
+        x = layers.Dense(hidden_units, activation="relu")(x)
+    x = layers.Dense(height * width * filters[0], activation="relu")(x)
+    x = layers.Reshape((height, width, filters[0]))(x)
+    for channels in filters:
+        x = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu")(x)
+    logits = layers.Conv2DTranspose(image_shape[-1], 3, padding="same", name="logits")(x)
+    return keras.Model([z, labels], logits, name=name)
+
+
+def ladder_encoder(image_shape, num_groups, hidden_units=256, filters=(32, 64), name="bottom_up"):
+    """The bottom-up deterministic path of a hierarchical VAE: images -> one feature vector per group.
+
+    Convolutions and a dense layer give the bottom group's features; each group above reads the
+    features below it through one more dense layer, added residually.
+
+    Args:
+        image_shape: (height, width, channels) of the input images.
+        num_groups: number of latent groups.
+        hidden_units: width of every feature vector.
+        filters: channels of each stride-2 3x3 convolution.
+        name: the model's name.
+
+    Returns:
+        A Keras model with `num_groups` outputs, [batch, hidden_units] each, top group first.
+    """
+    _check_downsampling(image_shape, len(filters))
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    x = images
+    for channels in filters:
+        x = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu")(x)
+    features = [layers.Dense(hidden_units, activation="relu")(layers.Flatten()(x))]
+    for _ in range(num_groups - 1):
+        below = features[-1]
+        features.append(layers.Add()([below, layers.Dense(hidden_units, activation="relu")(below)]))
+    return keras.Model(images, features[::-1], name=name)
+
+
+def gaussian_head(input_dim, latent_dim, name="gaussian_head"):
+    """Two linear heads: features [batch, input_dim] -> [mean, log_variance], [batch, latent_dim] each."""
+    features = keras.Input(shape=(input_dim,), name="features")
+    mean = layers.Dense(latent_dim, name="mean")(features)
+    log_variance = layers.Dense(latent_dim, name="log_variance")(features)
+    return keras.Model(features, [mean, log_variance], name=name)
+
+
+def top_down_block(input_dim, latent_dim, hidden_units=256, name="top_down"):
+    """One step of a hierarchical VAE's top-down path: [z above, state above] (concatenated, width
+    `input_dim`) -> [state, prior mean, prior log_variance] of the next group down.
+
+    Args:
+        input_dim: width of the concatenated input.
+        latent_dim: size of the group this block gives a prior for.
+        hidden_units: width of the state.
+        name: the model's name.
+    """
+    above = keras.Input(shape=(input_dim,), name="above")
+    state = layers.Dense(hidden_units, activation="relu")(above)
+    state = layers.Dense(hidden_units, activation="relu", name="state")(state)
+    mean = layers.Dense(latent_dim, name="prior_mean")(state)
+    log_variance = layers.Dense(latent_dim, name="prior_log_variance")(state)
+    return keras.Model(above, [state, mean, log_variance], name=name)
+
+
+def residual_posterior_head(feature_dim, state_dim, latent_dim, hidden_units=256, name="posterior"):
+    """The residual posterior of a lower group (NVAE-style): [bottom-up features, top-down state] ->
+    [mean shift, log_variance shift] relative to the group's prior.
+
+    The output layers start at zero, so that training starts with each posterior equal to its prior.
+
+    Args:
+        feature_dim: width of the bottom-up features.
+        state_dim: width of the top-down state.
+        latent_dim: size of the group.
+        hidden_units: width of the hidden layer.
+        name: the model's name.
+    """
+    features = keras.Input(shape=(feature_dim,), name="features")
+    state = keras.Input(shape=(state_dim,), name="state")
+    x = layers.Dense(hidden_units, activation="relu")(layers.Concatenate()([features, state]))
+    mean = layers.Dense(latent_dim, kernel_initializer="zeros", name="mean_shift")(x)
+    log_variance = layers.Dense(latent_dim, kernel_initializer="zeros", name="log_variance_shift")(x)
+    return keras.Model([features, state], [mean, log_variance], name=name)
+
+
+# === GAN generators and discriminators ===
+# Generators map z [batch, latent_dim] (and, when class-conditional, int labels [batch]) to images in
+# [-1, 1] (tanh); discriminators map images (and labels) to one raw score per image, [batch, 1]. With
+# `num_classes` > 0 a network takes `[inputs, labels]` and reads the labels through a learned embedding.
+# `dtype` is a Keras dtype policy for the hidden layers (e.g. "mixed_bfloat16"); outputs stay float32.
+
+
+def _gan_inputs(main, num_classes, embedding_dim, dtype):
+    """The network's inputs and the label embedding [batch, embedding_dim] (None when unconditional)."""
+    if not num_classes:
+        return [main], None
+    labels = keras.Input(shape=(), dtype="int64", name="label")
+    embedding = layers.Embedding(num_classes, embedding_dim, dtype=dtype, name="label_embedding")(labels)
+    return [main, labels], embedding
+
+
+def _gan_model(inputs, outputs, name):
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=name)
+
+
+def mlp_generator(image_shape, latent_dim, hidden_units=(256, 512), num_classes=0, embedding_dim=10, dtype=None, name="generator"):
+    """A fully connected generator, as in the original GAN: z -> ReLU layers -> tanh pixels.
+
+    Args:
+        image_shape: (height, width, channels) of the images to produce.
+        latent_dim: size of z.
+        hidden_units: width of each hidden layer.
+        num_classes: number of classes to condition on (0: unconditional).
+        embedding_dim: size of the label embedding concatenated to z.
+        dtype: Keras dtype policy of the hidden layers.
+        name: the model's name.
+
+    Example:
+    >>> generator = mlp_generator((28, 28, 1), latent_dim=64)
+    """
+    z = keras.Input(shape=(latent_dim,), name="z")
+    inputs, embedding = _gan_inputs(z, num_classes, embedding_dim, dtype)
+    x = z if embedding is None else layers.Concatenate(dtype=dtype)([z, embedding])
+    for units in hidden_units:
+        x = layers.Dense(units, activation="relu", dtype=dtype)(x)
+    pixels = layers.Dense(math.prod(image_shape), activation="tanh", dtype="float32", name="pixels")(x)
+    return _gan_model(inputs, layers.Reshape(tuple(image_shape), dtype="float32")(pixels), name)
+
+
+def mlp_discriminator(image_shape, hidden_units=(512, 256), dropout=0.0, num_classes=0, embedding_dim=10, dtype=None, name="discriminator"):
+    """A fully connected discriminator: images -> LeakyReLU(0.2) layers -> one score.
+
+    Args:
+        image_shape: (height, width, channels) of the input images.
+        hidden_units: width of each hidden layer.
+        dropout: dropout rate after each hidden layer (0: none).
+        num_classes: number of classes to condition on (0: unconditional).
+        embedding_dim: size of the label embedding concatenated to the pixels.
+        dtype: Keras dtype policy of the hidden layers.
+        name: the model's name.
+    """
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    inputs, embedding = _gan_inputs(images, num_classes, embedding_dim, dtype)
+    x = layers.Flatten(dtype=dtype)(images)
+    if embedding is not None:
+        x = layers.Concatenate(dtype=dtype)([x, embedding])
+    for units in hidden_units:
+        x = layers.LeakyReLU(0.2, dtype=dtype)(layers.Dense(units, dtype=dtype)(x))
+        if dropout:
+            x = layers.Dropout(dropout, dtype=dtype)(x)
+    return _gan_model(inputs, layers.Dense(1, dtype="float32", name="score")(x), name)
+
+
+def conv_generator(
+    image_shape,
+    latent_dim,
+    filters=(128, 64),
+    kernel_size=4,
+    output_kernel_size=3,
+    batch_norm=True,
+    num_classes=0,
+    embedding_dim=10,
+    dtype=None,
+    name="generator",
+):
+    """A DCGAN-style generator: a dense projection, stride-2 transposed convolutions, a tanh convolution.
+
+    z is projected to a [height / 2^n, width / 2^n, filters[0]] map (n = len(filters)); each transposed
+    convolution doubles the resolution; a last stride-1 convolution makes the tanh pixels.
+
+    Args:
+        image_shape: (height, width, channels); height and width divisible by 2^len(filters).
+        latent_dim: size of z.
+        filters: channels of each stride-2 transposed convolution, coarsest first.
+        kernel_size: kernel size of the transposed convolutions.
+        output_kernel_size: kernel size of the output convolution.
+        batch_norm: BatchNorm (and ReLU) after the projection and each transposed convolution, as in
+            DCGAN; False uses LeakyReLU(0.2) without normalisation.
+        num_classes: number of classes to condition on (0: unconditional).
+        embedding_dim: size of the label embedding concatenated to z.
+        dtype: Keras dtype policy of the hidden layers.
+        name: the model's name.
+
+    Example:
+    >>> generator = conv_generator((28, 28, 1), latent_dim=100, filters=(128, 64))
+    """
+    height, width = _check_downsampling(image_shape, len(filters))
+    z = keras.Input(shape=(latent_dim,), name="z")
+    inputs, embedding = _gan_inputs(z, num_classes, embedding_dim, dtype)
+    x = z if embedding is None else layers.Concatenate(dtype=dtype)([z, embedding])
+
+    def activate(x):
+        if batch_norm:
+            return layers.ReLU(dtype=dtype)(layers.BatchNormalization(dtype=dtype)(x))
+        return layers.LeakyReLU(0.2, dtype=dtype)(x)
+
+    # No biases before BatchNorm: its offset replaces them.
+    x = activate(layers.Dense(height * width * filters[0], use_bias=not batch_norm, dtype=dtype)(x))
+    x = layers.Reshape((height, width, filters[0]), dtype=dtype)(x)
+    for channels in filters:
+        x = layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same", use_bias=not batch_norm, dtype=dtype)(x)
+        x = activate(x)
+    images = layers.Conv2D(image_shape[-1], output_kernel_size, padding="same", activation="tanh", dtype="float32", name="pixels")(x)
+    return _gan_model(inputs, images, name)
+
+
+def conv_discriminator(
+    image_shape,
+    filters=(64, 128),
+    kernel_size=4,
+    batch_norm=False,
+    dropout=0.0,
+    pooling="flatten",
+    num_classes=0,
+    embedding_dim=10,
+    dtype=None,
+    name="discriminator",
+):
+    """A DCGAN-style discriminator (or WGAN critic): stride-2 convolutions with LeakyReLU(0.2), one score.
+
+    Args:
+        image_shape: (height, width, channels) of the input images.
+        filters: channels of each stride-2 convolution.
+        kernel_size: kernel size of the convolutions.
+        batch_norm: BatchNorm after every convolution but the first, as in DCGAN. Leave it off for a
+            critic with a gradient penalty, which is defined per example (WGAN-GP).
+        dropout: dropout rate after each convolution (0: none).
+        pooling: "flatten" (a dense score over all features) or "global_max" (over positions).
+        num_classes: number of classes to condition on (0: unconditional); the label embedding is
+            broadcast to every pixel and concatenated to the image channels.
+        embedding_dim: size of the label embedding.
+        dtype: Keras dtype policy of the hidden layers.
+        name: the model's name.
+    """
+    if pooling not in ("flatten", "global_max"):
+        raise ValueError(f"Unknown pooling {pooling!r}; expected 'flatten' or 'global_max'.")
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    inputs, embedding = _gan_inputs(images, num_classes, embedding_dim, dtype)
+    x = images
+    if embedding is not None:
+        height, width = image_shape[0], image_shape[1]
+        maps = layers.RepeatVector(height * width, dtype=dtype)(embedding)
+        maps = layers.Reshape((height, width, embedding_dim), dtype=dtype)(maps)
+        x = layers.Concatenate(dtype=dtype)([images, maps])
+    for index, channels in enumerate(filters):
+        x = layers.Conv2D(channels, kernel_size, strides=2, padding="same", dtype=dtype)(x)
+        if batch_norm and index > 0:
+            x = layers.BatchNormalization(dtype=dtype)(x)
+        x = layers.LeakyReLU(0.2, dtype=dtype)(x)
+        if dropout:
+            x = layers.Dropout(dropout, dtype=dtype)(x)
+    x = layers.Flatten(dtype=dtype)(x) if pooling == "flatten" else layers.GlobalMaxPooling2D(dtype=dtype)(x)
+    return _gan_model(inputs, layers.Dense(1, dtype="float32", name="score")(x), name)

@@ -29,7 +29,7 @@ TRAIN_KEYS = {
     "jit_compile": (bool, False),
     "summary_samples": (int, 64),
 }
-TOP_LEVEL_KEYS = ("model", "description", "model_options", "compile", "data", "train")
+TOP_LEVEL_KEYS = ("model", "description", "model_options", "compile", "data", "train", "pipeline")
 DATASETS = ("fashion_mnist",)
 
 
@@ -49,6 +49,8 @@ class Recipe:
     data: dict
     train: dict
     path: pathlib.Path
+    # Options of the model's own `train_pipeline` (only for models whose recipe is more than one `fit`).
+    pipeline: dict = dataclasses.field(default_factory=dict)
 
     def model_class(self):
         return registry.get_model_class(self.model)
@@ -118,6 +120,15 @@ def validate(raw, name, path=None):
     compile_options = _check_against_signature(
         sections["compile"], model_class.compile_recipe, f"{where} [compile] of {model_class.__name__}", skip=("self",)
     )
+    pipeline = raw.get("pipeline", {})
+    if not isinstance(pipeline, dict):
+        raise RecipeError(f"{where}: [pipeline] must be a table, got {type(pipeline).__name__}.")
+    if pipeline and not hasattr(model_class, "train_pipeline"):
+        raise RecipeError(f"{where}: {model_class.__name__} trains with one `fit` and takes no [pipeline] section; remove it.")
+    if hasattr(model_class, "train_pipeline"):
+        pipeline = _check_against_signature(
+            pipeline, model_class.train_pipeline, f"{where} [pipeline] of {model_class.__name__}", skip=("recipe", "train", "run")
+        )
     data = _check_fixed(sections["data"], DATA_KEYS, f"{where} [data]")
     if data["dataset"] not in DATASETS:
         raise RecipeError(f"{where} [data] dataset {data['dataset']!r} is unknown; valid: {', '.join(DATASETS)}.")
@@ -138,6 +149,7 @@ def validate(raw, name, path=None):
         data=data,
         train=train,
         path=path,
+        pipeline=pipeline,
     )
 
 

@@ -52,6 +52,7 @@ def train_recipe(
     data_dir=None,
     export=True,
     verbose=1,
+    callbacks=None,
 ):
     """Trains `recipe` (a `recipes.Recipe`) and returns a dict of where everything went.
 
@@ -60,6 +61,7 @@ def train_recipe(
     `<checkpoint_dir>/<recipe>/<timestamp>/`, and the SavedModel to the next free version under
     `<export_dir>/<recipe>/`. If a previous run of the same recipe was interrupted, training resumes
     from its last completed epoch (`keras.callbacks.BackupAndRestore` in `<checkpoint_dir>/<recipe>/backup`).
+    `callbacks` are added to the run's own (e.g. a step timer or a wall-clock cap, as bench/train_zoo.py does).
     """
     train = dict(recipe.train)
     overrides = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "seed": seed}
@@ -70,6 +72,12 @@ def train_recipe(
     if train["steps_per_epoch"] < 0:
         raise ValueError(f"steps_per_epoch must be 0 (a full pass) or positive, got {train['steps_per_epoch']}.")
     keras.utils.set_random_seed(train["seed"])
+    pipeline = getattr(recipe.model_class(), "train_pipeline", None)
+    if pipeline is not None:
+        # A model whose recipe is more than one `fit` (e.g. pre-training, then classifiers) runs its own
+        # steps with the same settings and returns a dict with the same keys as below.
+        run = dict(logdir=logdir, export_dir=export_dir, checkpoint_dir=checkpoint_dir, source_dir=source_dir, data_dir=data_dir, export=export, verbose=verbose)
+        return pipeline(recipe, train, run, **recipe.pipeline)
 
     datasets = load_datasets(recipe, train["batch_size"], train["seed"], source_dir, data_dir)
     model = recipe.build_model(seed=train["seed"])
@@ -90,6 +98,7 @@ def train_recipe(
         ImageSummaries(run_logdir, datasets["validation_images"], train["summary_samples"], seed=train["seed"]),
         keras.callbacks.ModelCheckpoint(str(run_checkpoints / "epoch-{epoch:03d}.keras")),
         *model.recipe_callbacks(),
+        *(callbacks or []),
     ]
     started = time.perf_counter()
     history = model.fit(

@@ -5,7 +5,7 @@ reparameterisation trick z = mean + sigma * eps lets gradients flow through the 
 the negative ELBO, -E_q[log p(x | z)] + KL(q(z | x) || p(z)), in nats per image.
 
 Variants (conditional, mixture prior, hierarchical) override one method each: `prior`, `posterior`,
-`likelihood`, `kl_divergence`.
+`likelihood`, `kl_divergence`, or, for a hierarchy of latent groups, `latent_terms`.
 """
 
 import keras_gen  # noqa: F401
@@ -98,20 +98,34 @@ class VAE(GenerativeModel):
         del z
         return posterior.kl_divergence(self.prior())
 
-    # === Losses, shared by train_step and test_step ===
-    def compute_losses(self, images, labels=None, training=False):
-        """Per-example terms of the negative ELBO, in nats: {loss, reconstruction, kl, objective}."""
-        images = self.check_images(images)
+    def latent_terms(self, images, labels=None, training=False):
+        """Draws one z ~ q(z | x) per image and returns `(z, terms)`, the terms per example in nats.
+
+        `terms["kl"]` is what the ELBO subtracts; `terms["log_ratio"]` is log p(z) - log q(z | x) at the
+        drawn z, the latent part of an importance weight (`keras_gen.evaluation` adds log p(x | z) to it).
+        A variant may add `kl_penalty` (the KL as the training objective weighs it, e.g. with free bits)
+        and further terms, which become metrics when listed in `metric_names`.
+        """
         posterior = self.posterior(images, labels, training=training)
         # Reparameterised: tfd.Normal.sample is mean + scale * eps, differentiable in both.
         z = posterior.sample(seed=self.next_seed())
+        log_ratio = self.prior().log_prob(z) - posterior.log_prob(z)
+        return z, {"kl": self.kl_divergence(posterior, z), "log_ratio": log_ratio}
+
+    # === Losses, shared by train_step and test_step ===
+    def compute_losses(self, images, labels=None, training=False):
+        """Per-example terms of the negative ELBO, in nats: {loss, reconstruction, kl, objective} and
+        whatever else `latent_terms` returns."""
+        images = self.check_images(images)
+        z, terms = self.latent_terms(images, labels, training=training)
         reconstruction = -self.likelihood(z, labels, training=training).log_prob(images)
-        kl = self.kl_divergence(posterior, z)
+        kl = terms["kl"]
+        penalty = terms.get("kl_penalty", kl)
         return {
+            **terms,
             "loss": reconstruction + kl,
             "reconstruction": reconstruction,
-            "kl": kl,
-            "objective": reconstruction + tf.cast(self.kl_weight, kl.dtype) * kl,
+            "objective": reconstruction + tf.cast(self.kl_weight, penalty.dtype) * penalty,
         }
 
     def train_step(self, data):

@@ -1,0 +1,115 @@
+"""Images per second of each zoo model's compiled train step (with and without XLA) and of its export's
+`sample` signature at batch 1 and 64.
+
+    .venv/bin/python bench/throughput.py [--recipes vae,dcgan] [--steps 20] [--rounds 3]
+
+Each recipe's model is built as the recipe says and trained on random data shaped like the recipe's
+(images in its preprocessing's range, labels when it takes them), so the figures measure the
+computation, not the input pipeline. Train steps are timed with `fit` over `--steps` batches after a
+warm-up (tracing), in interleaved rounds; the median round is printed. The export is written to a
+temporary folder, loaded with TensorFlow alone and its `sample` signature called repeatedly.
+Nothing here is a test; it prints figures.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import keras_gen  # noqa: F401
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gen import export
+from keras_gen import recipes
+
+
+def random_batches(recipe, batch_size, model):
+    """A repeating dataset of random batches as the recipe's data would give them."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(batch_size * 4, *model.image_shape)).astype("float32")
+    if recipe.data["preprocessing"] == "binarize":
+        images = (images > 0.5).astype("float32")
+    elif recipe.data["preprocessing"] == "tanh":
+        images = images * 2.0 - 1.0
+    if recipe.data["with_labels"]:
+        labels = (np.arange(len(images)) % getattr(model, "num_classes", 10)).astype("int64")
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(images)
+    return dataset.batch(batch_size, drop_remainder=True).repeat().prefetch(4)
+
+
+def build(recipe, jit_compile):
+    model = recipe.build_model()
+    model.compile_recipe(**recipe.compile)
+    model.jit_compile = jit_compile
+    return model
+
+
+def train_step_rates(recipe, steps, rounds):
+    """{"no XLA": median images/s, "XLA": median images/s} of the recipe's compiled train step."""
+    batch_size = recipe.train["batch_size"]
+    models = {"no XLA": build(recipe, False), "XLA": build(recipe, True)}
+    dataset = random_batches(recipe, batch_size, models["no XLA"])
+    for model in models.values():
+        model.fit(dataset, epochs=1, steps_per_epoch=5, verbose=0)  # trace and warm up
+    rates = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+            rates[name].append(batch_size * steps / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}, models["no XLA"]
+
+
+def sample_rates(model, repeats, batch_sizes=(1, 64)):
+    """{batch size: images/s} of the exported `sample` signature, or None without one."""
+    if "sample" not in [endpoint.name for endpoint in model.serving_endpoints()]:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        loaded = tf.saved_model.load(str(export.export_model(model, folder)))
+        signature = loaded.signatures["sample"]
+        conditional = "label" in signature.structured_input_signature[1]
+        rates = {}
+        for batch in batch_sizes:
+            inputs = {"seed": tf.range(batch, dtype=tf.int64)}
+            if conditional:
+                inputs["label"] = tf.range(batch, dtype=tf.int64) % 10
+            signature(**inputs)  # warm-up
+            start = time.perf_counter()
+            for _ in range(repeats):
+                signature(**inputs)["images"].numpy()
+            rates[batch] = batch * repeats / (time.perf_counter() - start)
+    return rates
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipes", help="comma-separated recipe names (default: every recipe in the zoo)")
+    parser.add_argument("--steps", type=int, default=20, help="train steps per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sample-repeats", type=int, default=20, help="calls of `sample` timed per batch size")
+    args = parser.parse_args(argv)
+    names = args.recipes.split(",") if args.recipes else list(recipes.recipe_paths())
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores; median of {args.rounds} rounds of {args.steps} steps")
+    header = f"{'recipe':<16} {'batch':>5} {'train img/s':>12} {'XLA img/s':>10} {'sample@1 img/s':>15} {'sample@64 img/s':>16}"
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        recipe = recipes.load_recipe(name.strip())
+        steps, model = train_step_rates(recipe, args.steps, args.rounds)
+        sampled = sample_rates(model, args.sample_repeats)
+        cells = ("n/a", "n/a") if sampled is None else (f"{sampled[1]:.0f}", f"{sampled[64]:.0f}")
+        print(
+            f"{recipe.name:<16} {recipe.train['batch_size']:>5} {steps['no XLA']:>12.0f} {steps['XLA']:>10.0f} {cells[0]:>15} {cells[1]:>16}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""A shallow classifier on an encoder's code, for pre-training on unlabeled images then few labels.
+
+`SemiSupervisedClassifier` is an ordinary Keras model (images -> class probabilities) that trains
+with `fit` on `(images, labels)`. With `freeze_encoder=True` only the head learns and the encoder,
+BatchNorm included, runs in inference mode, so neither its weights nor its moving statistics move.
+
+Its zoo recipe is more than one `fit` (pre-train an autoencoder, then frozen, fine-tuned and
+from-scratch classifiers); `train_pipeline` is the hook that `keras_gen.training.train_recipe` calls
+for it, and `keras_gen.semi_supervised` holds the steps.
+"""
+
+import keras_gen  # noqa: F401
+import keras
+import tensorflow as tf
+
+from keras_gen import distributions
+from keras_gen import losses
+from keras_gen import networks
+from keras_gen.export import Endpoint
+from keras_gen.models.base import GenerativeModel
+from keras_gen.registry import register_model
+
+
+@register_model("semi_supervised")
+class SemiSupervisedClassifier(GenerativeModel):
+    """A classifier made of an encoder (images -> code) and a shallow head (code -> class logits).
+
+    `fit` takes `(images, int labels)` and reports `loss` (cross-entropy in nats) and `accuracy`.
+
+    Args:
+        encoder: a Keras model, images -> code [batch, code_dim], e.g. a pre-trained autoencoder's
+            encoder; defaults to a freshly initialised `networks.ae_encoder`.
+        image_shape: (height, width, channels) of the images, scaled to [0, 1].
+        num_classes: number of classes; labels are integers in [0, num_classes).
+        code_dim: width of the encoder's code (must match a given encoder's).
+        filters: stages of the default encoder (as `networks.ae_encoder`).
+        convs_per_stage: depth of each stage of the default encoder.
+        hidden_units: width of the head's one hidden layer (0: logistic regression on the code).
+        dropout: dropout rate on the code while training.
+        freeze_encoder: train the head only; the encoder (BatchNorm too) stays in inference mode.
+        seed: seed of the dropout noise.
+
+    Example:
+    >>> classifier = SemiSupervisedClassifier(encoder=autoencoder.encoder, code_dim=32, freeze_encoder=True)
+    >>> classifier.compile_recipe(learning_rate=1e-3)
+    >>> classifier.fit(images, labels, epochs=50, batch_size=32)  # doctest: +SKIP
+    """
+
+    metric_names = ("loss", "accuracy")
+    default_endpoint = "classify"
+
+    def __init__(
+        self,
+        encoder=None,
+        image_shape=(28, 28, 1),
+        num_classes=10,
+        code_dim=32,
+        filters=(32, 64),
+        convs_per_stage=2,
+        hidden_units=0,
+        dropout=0.0,
+        freeze_encoder=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout is a rate in [0, 1), got {dropout}.")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+        # === Config ===
+        self.num_classes = int(num_classes)
+        self.code_dim = int(code_dim)
+        self.filters = tuple(int(f) for f in filters)
+        self.convs_per_stage = int(convs_per_stage)
+        self.hidden_units = int(hidden_units)
+        self.dropout = float(dropout)
+        # === Layers ===
+        self.encoder = encoder or networks.ae_encoder(self.image_shape, self.code_dim, self.filters, self.convs_per_stage)
+        width = self.encoder.outputs[0].shape[-1] if hasattr(self.encoder, "outputs") else self.code_dim
+        if width != self.code_dim:
+            raise ValueError(f"The encoder outputs codes of width {width} but code_dim is {self.code_dim}; make them match.")
+        self.head = networks.code_classifier(self.code_dim, self.num_classes, self.hidden_units)
+        self.set_encoder_frozen(freeze_encoder)
+        self.built = True
+
+    def set_encoder_frozen(self, frozen):
+        """Freezes (or unfreezes) the encoder; compile again afterwards, as for any change of `trainable`.
+
+        A non-trainable Keras BatchNormalization runs in inference mode, so freezing also keeps its
+        moving statistics fixed.
+        """
+        self.freeze_encoder = bool(frozen)
+        self.encoder.trainable = not self.freeze_encoder
+
+    # === Inputs ===
+    def check_labels(self, labels):
+        """Integer class labels [batch] as int32; an error that says what is expected otherwise."""
+        if labels is None:
+            raise ValueError(
+                f"{type(self).__name__} trains on (images, labels) pairs; got images alone. "
+                "Pass fit(images, labels) or a dataset of (images, labels) (e.g. with_labels=True)."
+            )
+        labels = tf.convert_to_tensor(labels)
+        if not labels.dtype.is_integer:
+            raise ValueError(f"Labels must be integer class indices in [0, {self.num_classes}), got dtype {labels.dtype.name}.")
+        if labels.shape.rank == 2 and labels.shape[-1] == 1:
+            labels = tf.squeeze(labels, -1)
+        if labels.shape.rank != 1:
+            raise ValueError(f"Labels must have shape [batch] (one class index per image), got {labels.shape}.")
+        labels = tf.cast(labels, tf.int32)
+        in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
+        tf.debugging.Assert(in_range, [f"labels must be class indices in [0, {self.num_classes}); got", labels])
+        return labels
+
+    # === Losses, shared by train_step and test_step ===
+    def logits(self, images, training=False):
+        code = self.encoder(images, training=training and not self.freeze_encoder)
+        if training and self.dropout:
+            code = tf.nn.experimental.stateless_dropout(code, self.dropout, seed=self.next_seed())
+        return self.head(code, training=training)
+
+    def compute_losses(self, images, labels, training=False):
+        """Per-example {loss (cross-entropy, nats), accuracy (0 or 1)}."""
+        images = self.check_images(images)
+        labels = self.check_labels(labels)
+        logits = self.logits(images, training=training)
+        predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return {
+            "loss": -distributions.tfd.Categorical(logits=logits).log_prob(labels),
+            "accuracy": tf.cast(tf.equal(predicted, labels), logits.dtype),
+        }
+
+    def train_step(self, data):
+        images, labels = self.unpack(data)
+        with tf.GradientTape() as tape:
+            terms = self.compute_losses(images, labels, training=True)
+            scaled = self.optimizer.scale_loss(losses.global_batch_mean(terms["loss"]))
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self.update_metrics(terms)
+
+    def test_step(self, data):
+        images, labels = self.unpack(data)
+        return self.update_metrics(self.compute_losses(images, labels, training=False))
+
+    def call(self, images, training=False):
+        """Class probabilities [batch, num_classes]."""
+        return tf.nn.softmax(self.logits(self.check_images(images), training=training))
+
+    # === Serving ===
+    def classify(self, images):
+        probabilities = tf.nn.softmax(self.logits(images, training=False))
+        return {"probabilities": probabilities, "label": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
+
+    def serving_endpoints(self):
+        return [Endpoint("classify", self.classify, [tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")])]
+
+    # === TensorBoard: scalars only ===
+    def summary_inputs(self, validation_images, num_samples=64, seed=0):
+        return {}
+
+    def summary_images(self, fixed):
+        return {}
+
+    # === Recipes ===
+    @classmethod
+    def train_pipeline(
+        cls,
+        recipe,
+        train,
+        run,
+        pretrain_recipe="denoising_autoencoder",
+        pretrained="",
+        pretrain_epochs=5,
+        labels_per_class=10,
+        validation_labels_per_class=10,
+        classifier_batch_size=32,
+        fine_tune_learning_rate=1e-3,
+        patience=40,
+    ):
+        """Runs the `semi_supervised` recipe (called by `keras_gen.training.train_recipe`).
+
+        Pre-trains `pretrain_recipe` on the unlabeled training images (or reuses the encoder of the
+        `.keras` checkpoint `pretrained`: an autoencoder's, or a VAE's posterior mean), draws
+        `labels_per_class` labeled training images per class and `validation_labels_per_class` labeled
+        validation images per class, then trains the classifier three ways on them (encoder frozen;
+        fine-tuned from the frozen one at `fine_tune_learning_rate`; from scratch), each for at most
+        the recipe's epochs with early stopping (`patience` epochs) on the labeled validation accuracy.
+        Prints the test accuracy table and exports the fine-tuned classifier.
+
+        Args:
+            recipe: the validated `recipes.Recipe`; [pipeline] holds the arguments below.
+            train: the recipe's [train] settings, command-line overrides applied.
+            run: where things go and what to do: logdir, export_dir, checkpoint_dir, source_dir,
+                data_dir, export, verbose (the arguments of `training.train_recipe`).
+            pretrain_recipe: the zoo recipe (name or .toml path) of the autoencoder to pre-train.
+            pretrained: a `.keras` checkpoint whose encoder to reuse instead ("" to pre-train).
+            pretrain_epochs: epochs of pre-training.
+            labels_per_class: labeled training images per class.
+            validation_labels_per_class: labeled validation images per class, for early stopping.
+            classifier_batch_size: batch size of the classifiers' training.
+            fine_tune_learning_rate: Adam's learning rate when fine-tuning the whole classifier.
+            patience: epochs without a better validation accuracy before stopping.
+        """
+        from keras_gen import semi_supervised
+
+        return semi_supervised.run_recipe(
+            recipe,
+            train,
+            run,
+            pretrain_recipe=pretrain_recipe,
+            pretrained=pretrained,
+            pretrain_epochs=pretrain_epochs,
+            labels_per_class=labels_per_class,
+            validation_labels_per_class=validation_labels_per_class,
+            classifier_batch_size=classifier_batch_size,
+            fine_tune_learning_rate=fine_tune_learning_rate,
+            patience=patience,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "image_shape": list(self.image_shape),
+                "num_classes": self.num_classes,
+                "code_dim": self.code_dim,
+                "filters": list(self.filters),
+                "convs_per_stage": self.convs_per_stage,
+                "hidden_units": self.hidden_units,
+                "dropout": self.dropout,
+                "freeze_encoder": self.freeze_encoder,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)

@@ -1,0 +1,565 @@
+"""The GAN family: one alternating training step for GAN, DCGAN, WGAN-GP and the conditional GAN.
+
+Every variant is a generator, a discriminator (critic), a pair of pure loss functions
+(`keras_gen.losses.GAN_LOSSES`), an optional gradient penalty and `d_steps`, the number of
+discriminator updates per generator update (the k of Goodfellow et al.'s Algorithm 1). `GAN.train_step`
+runs them all: `d_steps` discriminator updates with the generator held fixed, then one generator
+update with the discriminator held fixed, all inside the one compiled step.
+
+Generators make images in [-1, 1] (tanh), so the training data are scaled to [-1, 1] (data
+preprocessing "tanh"); the serving endpoints take and return images in [0, 1].
+"""
+
+import contextlib
+
+import keras_gen  # noqa: F401
+import keras
+import tensorflow as tf
+
+from keras_gen import losses
+from keras_gen import networks
+from keras_gen.export import Endpoint
+from keras_gen.models.base import GenerativeModel
+from keras_gen.registry import register_model
+
+# The default optimizers, DCGAN's: Adam with a learning rate of 2e-4 and beta_1 = 0.5.
+DEFAULT_LEARNING_RATE = 2e-4
+DEFAULT_BETA_1 = 0.5
+
+
+def resolve_loss(loss):
+    """(discriminator loss, generator loss) from a loss name or a pair of registered functions (or names)."""
+    if isinstance(loss, str):
+        if loss not in losses.GAN_LOSSES:
+            raise ValueError(f"Unknown GAN loss {loss!r}; expected one of {', '.join(losses.GAN_LOSSES)}, or a pair of functions.")
+        return losses.GAN_LOSSES[loss]
+    if not isinstance(loss, (tuple, list)) or len(loss) != 2:
+        raise ValueError(
+            f"loss must be one of {', '.join(losses.GAN_LOSSES)} or a pair (discriminator_loss, generator_loss), got {loss!r}."
+        )
+    pair = []
+    for fn in loss:
+        name = fn if isinstance(fn, str) else keras.saving.get_registered_name(fn)
+        found = keras.saving.get_registered_object(name)
+        if found is None or (callable(fn) and found is not fn):
+            raise ValueError(
+                f"GAN loss {fn!r} is not registered, so a saved model could not find it again: decorate it with "
+                "@keras.saving.register_keras_serializable(package=...)."
+            )
+        pair.append(found)
+    return tuple(pair)
+
+
+@register_model("gan")
+class GAN(GenerativeModel):
+    """A generative adversarial network (Goodfellow et al., 2014); by default the original one, with
+    fully connected networks and the minimax loss.
+
+    `fit` takes batches of images in [-1, 1] (and labels, which an unconditional GAN ignores). Each
+    step makes `d_steps` discriminator updates, each on the step's real batch and a fresh batch of
+    generated images with the generator held fixed, then one generator update with the discriminator
+    held fixed. The generator update reuses the last discriminator update's generated batch (one
+    generator pass fewer per step, as PyTorch's DCGAN example does) unless `fresh_generator_noise`.
+
+    `fit` reports `d_loss` (what the discriminator minimises, penalty included), `g_loss`, `d_real`
+    and `d_fake` (the mean of D(x) and D(G(z)): probabilities for the minimax and non-saturating
+    losses, raw critic values otherwise), `gradient_penalty` (0 without one) and the gradient norms
+    `d_grad_norm` and `g_grad_norm`.
+
+    Args:
+        generator: a Keras model, z [batch, latent_dim] -> images in [-1, 1]; defaults to `build_networks()`'s.
+        discriminator: a Keras model, images -> one raw score per image, [batch, 1].
+        image_shape: (height, width, channels) of the images.
+        latent_dim: size of z.
+        loss: a name in `keras_gen.losses.GAN_LOSSES` ("minimax", "non_saturating", "wasserstein",
+            "hinge", "least_squares") or a pair (discriminator_loss, generator_loss) of registered functions.
+        d_steps: discriminator updates per generator update.
+        gradient_penalty_weight: weight of the WGAN-GP gradient penalty in the discriminator's loss (0: none).
+        fresh_generator_noise: draw new noise for the generator update (Algorithm 1 to the letter)
+            instead of reusing the last discriminator update's generated batch.
+        generator_widths: hidden units (or channels) of the default generator's layers.
+        discriminator_widths: hidden units (or channels) of the default discriminator's layers.
+        mixed_precision: compute the default networks' hidden layers in bfloat16 (weights and outputs stay
+            float32); faster on CPUs with AVX512-BF16 and on recent GPUs.
+        seed: seed of all the model's noise.
+
+    Example:
+    >>> gan = GAN(image_shape=(28, 28, 1), latent_dim=64, loss="non_saturating", seed=0)
+    >>> gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    >>> gan.fit(images_in_minus_1_1, epochs=10, batch_size=64)  # doctest: +SKIP
+    """
+
+    metric_names = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "d_grad_norm", "g_grad_norm")
+    default_endpoint = "sample"
+    optimizer_names = ("d_optimizer", "g_optimizer")
+    num_classes = 0
+
+    def __init__(
+        self,
+        generator=None,
+        discriminator=None,
+        image_shape=(28, 28, 1),
+        latent_dim=64,
+        loss="minimax",
+        d_steps=1,
+        gradient_penalty_weight=0.0,
+        fresh_generator_noise=False,
+        generator_widths=(256, 512),
+        discriminator_widths=(512, 256),
+        mixed_precision=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        # === Config ===
+        self.latent_dim = int(latent_dim)
+        self.loss_name = loss if isinstance(loss, str) else None
+        self.d_loss_fn, self.g_loss_fn = resolve_loss(loss)
+        self.d_steps = int(d_steps)
+        self.gradient_penalty_weight = float(gradient_penalty_weight)
+        self.fresh_generator_noise = bool(fresh_generator_noise)
+        self.generator_widths = tuple(int(w) for w in generator_widths)
+        self.discriminator_widths = tuple(int(w) for w in discriminator_widths)
+        self.mixed_precision = bool(mixed_precision)
+        if self.latent_dim < 1 or self.d_steps < 1:
+            raise ValueError(f"latent_dim and d_steps must be at least 1, got {latent_dim} and {d_steps}.")
+        if self.gradient_penalty_weight < 0:
+            raise ValueError(f"gradient_penalty_weight must be 0 or more, got {gradient_penalty_weight}.")
+        # === Layers ===
+        given = generator is not None and discriminator is not None
+        default_generator, default_discriminator = (None, None) if given else self.build_networks()
+        self.generator = default_generator if generator is None else generator
+        self.discriminator = default_discriminator if discriminator is None else discriminator
+        self._check_networks()
+        self.d_optimizer = None
+        self.g_optimizer = None
+        self.built = True
+
+    # === What variants override ===
+    @property
+    def network_dtype(self):
+        """The dtype policy of the default networks' hidden layers."""
+        return "mixed_bfloat16" if self.mixed_precision else None
+
+    def build_networks(self):
+        """The default (generator, discriminator): here the original GAN's fully connected networks."""
+        generator = networks.mlp_generator(self.image_shape, self.latent_dim, self.generator_widths, dtype=self.network_dtype)
+        discriminator = networks.mlp_discriminator(self.image_shape, self.discriminator_widths, dtype=self.network_dtype)
+        return generator, discriminator
+
+    def conditioned(self, inputs, labels):
+        """What the networks are called with: the inputs alone (a conditional GAN adds the labels)."""
+        del labels
+        return inputs
+
+    # === The networks, called the same way everywhere ===
+    def generate_images(self, z, labels=None, training=False):
+        """G(z) in [-1, 1], float32."""
+        z = tf.cast(z, tf.float32)
+        return tf.cast(self.generator(self.conditioned(z, labels), training=training), tf.float32)
+
+    def discriminate(self, images, labels=None, training=False):
+        """The discriminator's raw score of each image, float32 [batch]."""
+        images = tf.cast(images, tf.float32)
+        scores = self.discriminator(self.conditioned(images, labels), training=training)
+        return tf.reshape(tf.cast(scores, tf.float32), [-1])
+
+    def _check_networks(self):
+        latent = (None, self.latent_dim)
+        generator_out = tuple(self.generator.output_shape) if hasattr(self.generator, "output_shape") else None
+        if generator_out is not None and generator_out != (None, *self.image_shape):
+            raise ValueError(
+                f"The generator must map z {latent} to images (None, {', '.join(map(str, self.image_shape))}), "
+                f"but it outputs {generator_out}. Build it for this image_shape and latent_dim."
+            )
+        discriminator_out = tuple(self.discriminator.output_shape) if hasattr(self.discriminator, "output_shape") else None
+        if discriminator_out is not None and discriminator_out not in ((None,), (None, 1)):
+            raise ValueError(f"The discriminator must output one score per image, (None, 1), but it outputs {discriminator_out}.")
+
+    # === Inputs ===
+    def check_training_images(self, images):
+        """Checks a training batch: float images of `image_shape` with values in [-1, 1]."""
+        images = tf.convert_to_tensor(images)
+        if images.dtype.is_integer or images.dtype == tf.bool:
+            raise ValueError(
+                f"{type(self).__name__} trains on float images scaled to [-1, 1] (the generator's tanh range), "
+                f"got dtype {images.dtype.name}. Use data preprocessing 'tanh' "
+                "(keras_gen.data.fashion_mnist_datasets(preprocessing='tanh')) or images / 127.5 - 1."
+            )
+        images = self.check_images(images)
+        in_range = tf.debugging.assert_less_equal(
+            tf.reduce_max(tf.abs(images)),
+            1.0 + 1e-3,
+            message=f"{type(self).__name__} trains on images in [-1, 1]; scale them with data preprocessing 'tanh' (x / 127.5 - 1).",
+        )
+        with tf.control_dependencies([in_range]):
+            return tf.identity(images)
+
+    # === Losses, shared by train_step and test_step ===
+    def probabilities(self, scores):
+        """What `d_real`/`d_fake` report: D = sigmoid(logits) for the cross-entropy losses, else the raw scores."""
+        return tf.sigmoid(scores) if self.loss_name in losses.PROBABILITY_GAN_LOSSES else scores
+
+    def discriminator_losses(self, real, fake, labels=None, training=False):
+        """Per-example terms of the discriminator's loss: {d_loss, d_real, d_fake[, gradient_penalty]}."""
+        real_scores = self.discriminate(real, labels, training=training)
+        fake_scores = self.discriminate(fake, labels, training=training)
+        d_loss = self.d_loss_fn(real_scores, fake_scores)
+        terms = {"d_real": self.probabilities(real_scores), "d_fake": self.probabilities(fake_scores)}
+        if self.gradient_penalty_weight:
+
+            def critic(images):
+                return self.discriminate(images, labels, training=training)
+
+            penalty = losses.gradient_penalty(critic, real, fake, seed=self.next_seed())
+            terms["gradient_penalty"] = penalty
+            d_loss = d_loss + self.gradient_penalty_weight * penalty
+        terms["d_loss"] = d_loss
+        return terms
+
+    def generator_losses(self, fake, labels=None, training=False):
+        """Per-example terms of the generator's loss: {g_loss}."""
+        return {"g_loss": self.g_loss_fn(self.discriminate(fake, labels, training=training))}
+
+    # === Training ===
+    def compile(self, d_optimizer=None, g_optimizer=None, run_eagerly=False, jit_compile="auto", steps_per_execution=1):
+        """Configures the two optimizers (Keras' own `optimizer`, `loss` and `metrics` have no use here).
+
+        Args:
+            d_optimizer: the discriminator's optimizer (an instance, a name or a config); defaults to
+                Adam(2e-4, beta_1=0.5), as in DCGAN.
+            g_optimizer: the generator's optimizer; the same default.
+            run_eagerly: as in `keras.Model.compile`.
+            jit_compile: as in `keras.Model.compile` ("auto": XLA on GPUs, not on CPUs).
+            steps_per_execution: as in `keras.Model.compile`.
+        """
+        super().compile(optimizer=None, run_eagerly=run_eagerly, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+
+        def resolve(optimizer):
+            if optimizer is None:
+                return keras.optimizers.Adam(DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1)
+            return keras.optimizers.get(optimizer)
+
+        self.d_optimizer, self.g_optimizer = resolve(d_optimizer), resolve(g_optimizer)
+        if self.d_optimizer is self.g_optimizer:
+            raise ValueError("Pass two optimizer instances: the discriminator and the generator each need their own state.")
+        # Built here, under the caller's distribution strategy, rather than inside the first traced step.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self._gan_compile_config = {"run_eagerly": run_eagerly, "jit_compile": jit_compile, "steps_per_execution": steps_per_execution}
+
+    def get_compile_config(self):
+        if not self.compiled or self.d_optimizer is None:
+            return None
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            **self._gan_compile_config,
+        }
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        for key in ("d_optimizer", "g_optimizer"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        # The optimizers are built here, so loading a .keras file then restores their state.
+        self.compile(**config)
+
+    def compile_recipe(self, d_learning_rate=DEFAULT_LEARNING_RATE, g_learning_rate=DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1, beta_2=0.999):
+        """Compiles the model as the zoo's recipes do: Adam for both networks."""
+        self.compile(
+            d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
+            g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2),
+        )
+
+    def _require_compiled(self):
+        if self.d_optimizer is None or self.g_optimizer is None:
+            raise ValueError(f"{type(self).__name__} has no optimizers: call compile(d_optimizer=..., g_optimizer=...) before fit.")
+
+    @staticmethod
+    def gradient_norm(gradients, optimizer):
+        """The global norm of a network's gradient; under a tf.distribute strategy, of the sum over replicas
+        that the optimizer applies (one extra all-reduce)."""
+        gradients = [tf.convert_to_tensor(g) for g in gradients if g is not None]
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        norm = tf.linalg.global_norm(gradients)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            norm = norm / tf.cast(optimizer.dynamic_scale, norm.dtype)
+        return norm
+
+    def discriminator_step(self, real, fake, labels):
+        """One update of the discriminator on a real and a generated batch; returns its terms."""
+        weights = self.discriminator.trainable_weights
+        with tf.GradientTape() as tape:
+            terms = self.discriminator_losses(real, fake, labels, training=True)
+            scaled = self.d_optimizer.scale_loss(losses.global_batch_mean(terms["d_loss"]))
+        gradients = tape.gradient(scaled, weights)
+        self.d_optimizer.apply(gradients, weights)
+        terms["d_grad_norm"] = self.gradient_norm(gradients, self.d_optimizer)
+        return terms
+
+    def train_step(self, data):
+        self._require_compiled()
+        images, labels = self.unpack(data)
+        real = self.check_training_images(images)
+        batch = tf.shape(real)[0]
+        weights = self.generator.trainable_weights
+        # One tape for the generator update, paused while the discriminator learns: only the generator
+        # pass whose output the generator update uses is recorded.
+        with tf.GradientTape() as tape:
+            for step in range(self.d_steps):
+                keep = step == self.d_steps - 1 and not self.fresh_generator_noise
+                with contextlib.nullcontext() if keep else tape.stop_recording():
+                    fake = self.generate_images(self.normal([batch, self.latent_dim]), labels, training=True)
+                with tape.stop_recording():
+                    self.update_metrics(self.discriminator_step(real, fake, labels))
+            if self.fresh_generator_noise:
+                fake = self.generate_images(self.normal([batch, self.latent_dim]), labels, training=True)
+            terms = self.generator_losses(fake, labels, training=True)
+            scaled = self.g_optimizer.scale_loss(losses.global_batch_mean(terms["g_loss"]))
+        gradients = tape.gradient(scaled, weights)
+        self.g_optimizer.apply(gradients, weights)
+        terms["g_grad_norm"] = self.gradient_norm(gradients, self.g_optimizer)
+        return self.update_metrics(terms)
+
+    def test_step(self, data):
+        images, labels = self.unpack(data)
+        real = self.check_training_images(images)
+        fake = self.generate_images(self.normal([tf.shape(real)[0], self.latent_dim]), labels)
+        terms = self.discriminator_losses(real, fake, labels)
+        terms.update(self.generator_losses(fake, labels))
+        # Gradient norms belong to training; leaving them out keeps `val_*` free of meaningless zeros.
+        return {name: value for name, value in self.update_metrics(terms).items() if name in terms}
+
+    def call(self, inputs, training=False):
+        """Generated images in [0, 1] for `z` (a conditional GAN takes `(z, labels)`); deterministic."""
+        z, labels = self.unpack(inputs)
+        return self.generate(z, labels)["images"]
+
+    # === Deterministic functions behind the serving endpoints ===
+    def generate(self, z, label=None):
+        # tanh's [-1, 1] to [0, 1], what the export contract promises.
+        return {"images": (self.generate_images(z, label) + 1.0) / 2.0}
+
+    def sample(self, seed, label=None):
+        return self.generate(self.normal_from_seeds(seed, self.latent_dim), label)
+
+    def score(self, images, label=None):
+        return {"score": self.discriminate(images * 2.0 - 1.0, label)}
+
+    def serving_endpoints(self):
+        label = [tf.TensorSpec([None], tf.int64, name="label")] if self.num_classes else []
+        return [
+            Endpoint("sample", self.sample, [tf.TensorSpec([None], tf.int64, name="seed"), *label]),
+            Endpoint("generate", self.generate, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), *label]),
+            Endpoint("score", self.score, [tf.TensorSpec([None, *self.image_shape], tf.float32, name="images"), *label]),
+        ]
+
+    # === TensorBoard ===
+    def summary_inputs(self, validation_images, num_samples=64, seed=0):
+        del validation_images
+        if not self.num_classes:
+            return {"z": tf.random.stateless_normal([num_samples, self.latent_dim], seed=[seed, 0])}
+        # One row per class, ten columns; each column keeps its z across the rows, so a row shows a
+        # class and a column one "style".
+        columns = 10
+        z = tf.random.stateless_normal([columns, self.latent_dim], seed=[seed, 0])
+        return {
+            "z": tf.tile(z, [self.num_classes, 1]),
+            "label": tf.repeat(tf.range(self.num_classes, dtype=tf.int64), columns),
+        }
+
+    def summary_images(self, fixed):
+        columns = 10 if self.num_classes else 8
+        return {"samples": (self.generate(fixed["z"], fixed.get("label"))["images"], columns)}
+
+    # === Serialisation ===
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "image_shape": list(self.image_shape),
+                "latent_dim": self.latent_dim,
+                "loss": self.loss_name or [keras.saving.get_registered_name(fn) for fn in (self.d_loss_fn, self.g_loss_fn)],
+                "d_steps": self.d_steps,
+                "gradient_penalty_weight": self.gradient_penalty_weight,
+                "fresh_generator_noise": self.fresh_generator_noise,
+                "generator_widths": list(self.generator_widths),
+                "discriminator_widths": list(self.discriminator_widths),
+                "mixed_precision": self.mixed_precision,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@register_model("dcgan")
+class DCGAN(GAN):
+    """DCGAN (Radford et al., 2016): a GAN with convolutional networks and the non-saturating loss.
+
+    The generator projects z, then doubles the resolution with stride-2 transposed convolutions, each
+    followed by BatchNorm and ReLU; the discriminator halves it with stride-2 convolutions, BatchNorm
+    (not on the first) and LeakyReLU(0.2). Arguments as in `GAN`; the widths are channels.
+
+    Example:
+    >>> dcgan = DCGAN(image_shape=(28, 28, 1), latent_dim=100, seed=0)
+    >>> dcgan.compile()
+    """
+
+    def __init__(
+        self,
+        generator=None,
+        discriminator=None,
+        image_shape=(28, 28, 1),
+        latent_dim=100,
+        loss="non_saturating",
+        d_steps=1,
+        gradient_penalty_weight=0.0,
+        fresh_generator_noise=False,
+        generator_widths=(128, 64),
+        discriminator_widths=(64, 128),
+        mixed_precision=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            generator, discriminator, image_shape, latent_dim, loss, d_steps, gradient_penalty_weight,
+            fresh_generator_noise, generator_widths, discriminator_widths, mixed_precision, seed, **kwargs,
+        )
+
+    def build_networks(self):
+        generator = networks.conv_generator(self.image_shape, self.latent_dim, self.generator_widths, dtype=self.network_dtype)
+        discriminator = networks.conv_discriminator(self.image_shape, self.discriminator_widths, batch_norm=True, dtype=self.network_dtype)
+        return generator, discriminator
+
+
+@register_model("wgan_gp")
+class WGANGP(GAN):
+    """WGAN-GP (Gulrajani et al., 2017): a Wasserstein critic with a gradient penalty of weight 10,
+    updated 5 times per generator update.
+
+    The critic has no BatchNorm (the penalty is defined per example); the generator is DCGAN's.
+    Arguments as in `GAN`. The paper's optimizer is Adam(1e-4, beta_1=0, beta_2=0.9):
+    `compile_recipe(d_learning_rate=1e-4, g_learning_rate=1e-4, beta_1=0.0, beta_2=0.9)`.
+
+    Example:
+    >>> wgan = WGANGP(image_shape=(28, 28, 1), latent_dim=128, seed=0)
+    >>> wgan.compile_recipe(d_learning_rate=1e-4, g_learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
+    """
+
+    def __init__(
+        self,
+        generator=None,
+        discriminator=None,
+        image_shape=(28, 28, 1),
+        latent_dim=128,
+        loss="wasserstein",
+        d_steps=5,
+        gradient_penalty_weight=10.0,
+        fresh_generator_noise=False,
+        generator_widths=(128, 64),
+        discriminator_widths=(64, 128, 256),
+        mixed_precision=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            generator, discriminator, image_shape, latent_dim, loss, d_steps, gradient_penalty_weight,
+            fresh_generator_noise, generator_widths, discriminator_widths, mixed_precision, seed, **kwargs,
+        )
+
+    def build_networks(self):
+        generator = networks.conv_generator(self.image_shape, self.latent_dim, self.generator_widths, dtype=self.network_dtype)
+        critic = networks.conv_discriminator(self.image_shape, self.discriminator_widths, kernel_size=5, dtype=self.network_dtype, name="critic")
+        return generator, critic
+
+
+@register_model("cgan")
+class CGAN(GAN):
+    """A class-conditional GAN (Mirza & Osindero, 2014): both networks read the class label.
+
+    Batches are `(images, labels)` with int64 labels 0..num_classes - 1 (recipe `[data] with_labels =
+    true`); the generated images of a step take the real batch's labels. The networks take
+    `[inputs, labels]` and read the labels through a learned embedding (the default discriminator
+    broadcasts it to extra image channels and uses dropout 0.3). The endpoints take a `label`:
+    `sample(seed, label)`, `generate(z, label)`, `score(images, label)`. Other arguments as in `GAN`.
+
+    Args:
+        num_classes: number of classes.
+        embedding_dim: size of the default networks' label embeddings.
+
+    Example:
+    >>> cgan = CGAN(image_shape=(28, 28, 1), latent_dim=64, num_classes=10, seed=0)
+    >>> cgan.compile()
+    >>> cgan.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(64))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        generator=None,
+        discriminator=None,
+        image_shape=(28, 28, 1),
+        latent_dim=64,
+        num_classes=10,
+        embedding_dim=10,
+        loss="non_saturating",
+        d_steps=1,
+        gradient_penalty_weight=0.0,
+        fresh_generator_noise=False,
+        generator_widths=(128, 64),
+        discriminator_widths=(64, 128),
+        mixed_precision=False,
+        seed=None,
+        **kwargs,
+    ):
+        # Set before GAN.__init__, which builds the default networks from them.
+        self.num_classes = int(num_classes)
+        self.embedding_dim = int(embedding_dim)
+        if self.num_classes < 2 or self.embedding_dim < 1:
+            raise ValueError(f"num_classes must be at least 2 and embedding_dim at least 1, got {num_classes} and {embedding_dim}.")
+        super().__init__(
+            generator, discriminator, image_shape, latent_dim, loss, d_steps, gradient_penalty_weight,
+            fresh_generator_noise, generator_widths, discriminator_widths, mixed_precision, seed, **kwargs,
+        )
+
+    def build_networks(self):
+        conditioning = dict(num_classes=self.num_classes, embedding_dim=self.embedding_dim, dtype=self.network_dtype)
+        generator = networks.conv_generator(self.image_shape, self.latent_dim, self.generator_widths, **conditioning)
+        # Dropout rather than BatchNorm in the discriminator: it sees real and generated batches apart.
+        discriminator = networks.conv_discriminator(self.image_shape, self.discriminator_widths, dropout=0.3, **conditioning)
+        return generator, discriminator
+
+    def conditioned(self, inputs, labels):
+        if labels is None:
+            raise ValueError(
+                f"{type(self).__name__} needs class labels: fit it on (images, labels) batches (in a recipe, "
+                "[data] with_labels = true) and pass `label` to its endpoints."
+            )
+        labels = tf.convert_to_tensor(labels)
+        if not labels.dtype.is_integer:
+            raise ValueError(f"Class labels must be integer class indices 0..{self.num_classes - 1}, got dtype {labels.dtype.name} (one-hot labels: take their argmax).")
+        if labels.shape.rank is not None and not (labels.shape.rank == 1 or (labels.shape.rank == 2 and labels.shape[-1] == 1)):
+            raise ValueError(f"Class labels must have shape [batch], got {labels.shape}.")
+        labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
+        message = f"{type(self).__name__} labels must be class indices in [0, {self.num_classes}); check the labels or num_classes."
+        checks = [
+            tf.debugging.assert_non_negative(labels, message=message),
+            tf.debugging.assert_less(labels, tf.constant(self.num_classes, tf.int64), message=message),
+        ]
+        with tf.control_dependencies(checks):
+            return [inputs, tf.identity(labels)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes, "embedding_dim": self.embedding_dim})
+        return config

@@ -1,0 +1,295 @@
+"""Pre-training for a classifier on few labels: the steps of the `semi_supervised` recipe.
+
+1. Pre-train an autoencoder on the unlabeled training images (or reuse a trained model's encoder).
+2. Draw N labeled training images per class, and N' labeled validation images per class for early
+   stopping; the test split is only used for the final table.
+3. Train the same shallow classifier three ways on those labels: on the frozen encoder; fine-tuned
+   from there at a lower learning rate; and from scratch (a freshly initialised copy of the encoder).
+
+`bench/semi_supervised.py` repeats steps 2 and 3 over several label draws for the model card.
+"""
+
+import pathlib
+import time
+
+import keras_gen  # noqa: F401
+import keras
+import numpy as np
+
+from keras_gen import data as data_lib
+from keras_gen import export as export_lib
+from keras_gen.models.classifier import SemiSupervisedClassifier
+
+MODES = ("frozen", "fine_tuned", "scratch")
+MODE_TITLES = {"frozen": "pre-trained encoder, frozen", "fine_tuned": "pre-trained encoder, fine-tuned", "scratch": "from scratch"}
+
+
+def select_per_class(labels, per_class, seed, num_classes=10):
+    """Indices of exactly `per_class` examples of each class, drawn without replacement with `seed`.
+
+    Args:
+        labels: integer class labels [N].
+        per_class: how many examples of each class to take.
+        seed: integer seed; the same seed gives the same indices.
+        num_classes: classes 0..num_classes-1 must all have `per_class` examples.
+
+    Returns:
+        Sorted int64 indices into `labels`, `per_class * num_classes` of them.
+
+    Raises:
+        DataError: if a class has fewer than `per_class` examples, or `per_class` is not positive.
+    """
+    labels = np.asarray(labels)
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise data_lib.DataError(f"per_class must be a positive integer, got {per_class!r}.")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in range(num_classes):
+        candidates = np.flatnonzero(labels == label)
+        if len(candidates) < per_class:
+            raise data_lib.DataError(
+                f"Class {label} has {len(candidates)} examples but {per_class} per class were asked for; "
+                "ask for fewer labels per class or use a larger split."
+            )
+        chosen.append(rng.choice(candidates, size=per_class, replace=False))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def encoder_of(model):
+    """The images -> code network of a trained zoo model: an autoencoder's encoder, or a VAE's
+    encoder reduced to its posterior mean."""
+    encoder = getattr(model, "encoder", None)
+    if encoder is None:
+        raise ValueError(f"{type(model).__name__} has no `encoder`; pass an autoencoder's or a VAE's checkpoint.")
+    if len(encoder.outputs) > 1:
+        # A VAE's encoder gives [mean, log_variance]; the mean is its code.
+        return keras.Model(encoder.inputs, encoder.outputs[0], name=f"{encoder.name}_mean")
+    return encoder
+
+
+def fresh_copy(encoder):
+    """The same architecture as `encoder`, freshly initialised (for the from-scratch baseline)."""
+    return keras.models.clone_model(encoder)
+
+
+def weight_copy(encoder):
+    """An independent copy of `encoder` with the same weights, so that fine-tuning leaves the original."""
+    copy = keras.models.clone_model(encoder)
+    copy.set_weights(encoder.get_weights())
+    return copy
+
+
+def labeled_splits(images, labels, validation_images, validation_labels, test_images, test_labels, *, per_class, validation_per_class, seed, preprocessing, batch_size):
+    """The labeled training, labeled validation and test datasets of one label draw.
+
+    Args:
+        images, labels: the training split (uint8 images [N, 28, 28, 1], int labels [N]).
+        validation_images, validation_labels: the validation split carved from the training images.
+        test_images, test_labels: the untouched test split.
+        per_class: labeled training images per class.
+        validation_per_class: labeled validation images per class.
+        seed: seed of the label draw and the shuffle.
+        preprocessing: one of `data.PREPROCESSING` (as in pre-training).
+        batch_size: classifier batch size (capped at the number of labeled images).
+
+    Returns:
+        {"train", "validation", "test"} datasets of (images, labels), and "indices" of the draw.
+    """
+    chosen = select_per_class(labels, per_class, seed)
+    held_out = select_per_class(validation_labels, validation_per_class, seed + 1)
+    batch_size = min(batch_size, len(chosen))
+    common = dict(preprocessing=preprocessing, with_labels=True)
+    return {
+        # Full batches only: BatchNorm sees no tiny remainder batch while fine-tuning.
+        "train": data_lib.make_dataset(images[chosen], labels[chosen], batch_size=batch_size, shuffle=True, seed=seed, drop_remainder=True, **common),
+        "validation": data_lib.make_dataset(validation_images[held_out], validation_labels[held_out], batch_size=256, seed=seed + 1, **common),
+        "test": data_lib.make_dataset(test_images, test_labels, batch_size=256, seed=seed + 2, **common),
+        "indices": chosen,
+    }
+
+
+def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=None, verbose=0):
+    """Trains `classifier` on the labeled split, stopping early on the labeled validation accuracy and
+    keeping the weights of its best epoch (the first, on ties). Returns the history dict."""
+    classifier.compile_recipe(learning_rate=learning_rate)
+    # Accuracy, not loss: with ~100 labels the loss keeps rising on confident mistakes while accuracy still improves.
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True)]
+    if logdir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir)))
+    history = classifier.fit(
+        splits["train"], validation_data=splits["validation"], epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose
+    )
+    return history.history
+
+
+def test_accuracy(classifier, splits):
+    return float(classifier.evaluate(splits["test"], return_dict=True, verbose=0)["accuracy"])
+
+
+def compare_modes(encoder, splits, *, classifier_options, learning_rate, fine_tune_learning_rate, epochs, patience, seed, logdir=None, checkpoint_dir=None, verbose=0):
+    """Trains the frozen, fine-tuned and from-scratch classifiers on one label draw.
+
+    The fine-tuned classifier starts from the frozen one (its head already fitted, so the first
+    fine-tuning steps do not push a random head's gradients into the encoder) on a copy of `encoder`,
+    which itself is left unchanged.
+
+    Args:
+        encoder: the pre-trained images -> code network.
+        splits: from `labeled_splits`.
+        classifier_options: `SemiSupervisedClassifier` arguments (head, image shape, ...).
+        learning_rate: Adam's learning rate for the frozen and from-scratch classifiers.
+        fine_tune_learning_rate: Adam's learning rate for fine-tuning.
+        epochs: most epochs of each training.
+        patience: early-stopping patience, in epochs.
+        seed: seed of the classifiers' dropout noise.
+        logdir: if given, TensorBoard scalars go to `<logdir>/<mode>`.
+        checkpoint_dir: if given, each classifier is saved as `<checkpoint_dir>/<mode>.keras`.
+        verbose: Keras' verbosity.
+
+    Returns:
+        {mode: {"model", "accuracy" (on the test split), "epochs" (run), "history"}}.
+    """
+
+    def where(folder, name):
+        return None if folder is None else pathlib.Path(folder) / name
+
+    code_dim = int(encoder.outputs[0].shape[-1])
+    options = dict(classifier_options, code_dim=code_dim, seed=seed)
+    results = {}
+
+    frozen = SemiSupervisedClassifier(encoder=weight_copy(encoder), freeze_encoder=True, **options)
+    history = fit_classifier(frozen, splits, learning_rate, epochs, patience, where(logdir, "frozen"), verbose)
+    results["frozen"] = {"accuracy": test_accuracy(frozen, splits), "epochs": len(history["loss"]), "history": history}
+    if checkpoint_dir is not None:
+        frozen.save(where(checkpoint_dir, "frozen.keras"))
+
+    # Fine-tuning continues from the frozen classifier; the table's frozen figure is taken above.
+    fine_tuned = frozen
+    fine_tuned.set_encoder_frozen(False)
+    history = fit_classifier(fine_tuned, splits, fine_tune_learning_rate, epochs, patience, where(logdir, "fine_tuned"), verbose)
+    results["fine_tuned"] = {"accuracy": test_accuracy(fine_tuned, splits), "epochs": len(history["loss"]), "history": history}
+
+    scratch = SemiSupervisedClassifier(encoder=fresh_copy(encoder), freeze_encoder=False, **options)
+    history = fit_classifier(scratch, splits, learning_rate, epochs, patience, where(logdir, "scratch"), verbose)
+    results["scratch"] = {"accuracy": test_accuracy(scratch, splits), "epochs": len(history["loss"]), "history": history}
+
+    results["frozen"]["model"] = None  # the same object as the fine-tuned one by now; its checkpoint is on disk
+    results["fine_tuned"]["model"] = fine_tuned
+    results["scratch"]["model"] = scratch
+    if checkpoint_dir is not None:
+        fine_tuned.save(where(checkpoint_dir, "fine_tuned.keras"))
+        scratch.save(where(checkpoint_dir, "scratch.keras"))
+    return results
+
+
+def format_table(rows, labels_per_class):
+    """A plain-text table: rows = {mode: [accuracy per label draw]} -> mean and spread per mode."""
+    lines = [f"Test accuracy with {labels_per_class} labels per class ({10 * labels_per_class} labels):"]
+    for mode in MODES:
+        values = np.asarray(rows[mode], dtype=np.float64) * 100.0
+        spread = f" +- {values.std(ddof=1):.1f} (sd over {len(values)} draws)" if len(values) > 1 else ""
+        lines.append(f"  {MODE_TITLES[mode]:<32} {values.mean():5.1f}%{spread}")
+    return "\n".join(lines)
+
+
+def pretrain_encoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, preprocessing):
+    """The pre-trained encoder and where it came from: a checkpoint, or a fresh `train_recipe` run."""
+    from keras_gen import recipes
+    from keras_gen import registry
+    from keras_gen import training
+
+    if pretrained:
+        path = pathlib.Path(pretrained)
+        if not path.is_file():
+            raise FileNotFoundError(f"No checkpoint at {path}; `pretrained` names a .keras file (\"\" to pre-train instead).")
+        registry.model_names()  # registers the zoo's classes so that the file can be rebuilt
+        return encoder_of(keras.models.load_model(path)), path
+    recipe = recipes.load_recipe(pretrain_recipe)
+    if recipe.data["preprocessing"] != preprocessing:
+        raise recipes.RecipeError(
+            f"The pre-training recipe {recipe.name!r} preprocesses images with {recipe.data['preprocessing']!r} "
+            f"but the classifier with {preprocessing!r}; make them the same."
+        )
+    result = training.train_recipe(
+        recipe,
+        epochs=pretrain_epochs,
+        steps_per_epoch=train["steps_per_epoch"],
+        seed=train["seed"],
+        logdir=run["logdir"],
+        export_dir=run["export_dir"],
+        checkpoint_dir=run["checkpoint_dir"],
+        source_dir=run["source_dir"],
+        data_dir=run["data_dir"],
+        export=False,
+        verbose=run["verbose"],
+    )
+    return encoder_of(result["model"]), result["checkpoint"]
+
+
+def load_splits(validation_size, seed, source_dir=None, data_dir=None):
+    """Fashion-MNIST arrays: (train images, labels), (validation ...), (test ...), validation carved with `seed`."""
+    splits = data_lib.load_fashion_mnist(source_dir=source_dir, data_dir=data_dir)
+    (train, validation) = data_lib.split_train_validation(*splits["train"], validation_size, seed)
+    return train, validation, splits["test"]
+
+
+def run_recipe(recipe, train, run, *, pretrain_recipe, pretrained, pretrain_epochs, labels_per_class, validation_labels_per_class, classifier_batch_size, fine_tune_learning_rate, patience):
+    """The `semi_supervised` recipe end to end; see `SemiSupervisedClassifier.train_pipeline`."""
+    from keras_gen import training
+
+    if not recipe.data["validation_size"]:
+        raise ValueError("The semi_supervised recipe needs a validation split ([data] validation_size > 0) for early stopping.")
+    started = time.perf_counter()
+    encoder, pretrain_source = pretrain_encoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, recipe.data["preprocessing"])
+    (images, labels), (validation_images, validation_labels), (test_images, test_labels) = load_splits(
+        recipe.data["validation_size"], train["seed"], run["source_dir"], run["data_dir"]
+    )
+    splits = labeled_splits(
+        images,
+        labels,
+        validation_images,
+        validation_labels,
+        test_images,
+        test_labels,
+        per_class=labels_per_class,
+        validation_per_class=validation_labels_per_class,
+        seed=train["seed"],
+        preprocessing=recipe.data["preprocessing"],
+        batch_size=classifier_batch_size,
+    )
+    name = training.run_name()
+    run_logdir = training.unique_dir(pathlib.Path(run["logdir"]) / recipe.name, name)
+    run_checkpoints = training.unique_dir(pathlib.Path(run["checkpoint_dir"]) / recipe.name, name)
+    run_checkpoints.mkdir(parents=True)
+    options = {key: value for key, value in recipe.model_options.items() if key not in ("code_dim", "freeze_encoder")}
+    results = compare_modes(
+        encoder,
+        splits,
+        classifier_options=options,
+        learning_rate=recipe.compile.get("learning_rate", 1e-3),
+        fine_tune_learning_rate=fine_tune_learning_rate,
+        epochs=train["epochs"],
+        patience=patience,
+        seed=train["seed"],
+        logdir=run_logdir,
+        checkpoint_dir=run_checkpoints,
+        verbose=run["verbose"],
+    )
+    seconds = time.perf_counter() - started
+    print()
+    print(format_table({mode: [results[mode]["accuracy"]] for mode in MODES}, labels_per_class))
+    print(f"Encoder pre-trained in/from: {pretrain_source}")
+    model = results["fine_tuned"]["model"]
+    final_checkpoint = run_checkpoints / "model.keras"
+    model.save(final_checkpoint)
+    return {
+        "recipe": recipe.name,
+        "logdir": run_logdir,
+        "checkpoint": final_checkpoint,
+        "history": {mode: results[mode]["history"] for mode in MODES},
+        "test": {f"{mode}_accuracy": results[mode]["accuracy"] for mode in MODES},
+        "train_seconds": seconds,
+        "export": export_lib.export_model(model, run["export_dir"], model_name=recipe.name) if run["export"] else None,
+        "model": model,
+        "pretrained": pretrain_source,
+    }

@@ -1,0 +1,259 @@
+"""The classifier on a pre-trained encoder, and the `semi_supervised` recipe end to end."""
+
+import os
+import subprocess
+import sys
+
+import keras_gen  # noqa: F401
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gen import recipes
+from keras_gen import semi_supervised
+from keras_gen.data import DataError
+from keras_gen.models import Autoencoder
+from keras_gen.models import SemiSupervisedClassifier
+from keras_gen.models import VAE
+from tests import helpers
+
+
+def labeled(count=32, seed=0):
+    images = helpers.tiny_images(count, seed=seed, binary=False)
+    # Two visibly different classes, so that a classifier has something to learn.
+    labels = (np.arange(count) % 2).astype("int64")
+    images[labels == 1, :4] = 1.0
+    return images, labels
+
+
+def pretrained_encoder():
+    """A tiny autoencoder's encoder after a few steps, so its BatchNorm statistics are not the initial ones."""
+    model = Autoencoder(image_shape=helpers.IMAGE_SHAPE, code_dim=3, filters=(4, 8), seed=0)
+    model.compile(optimizer="adam")
+    helpers.fit_steps(model, labeled()[0], steps=3)
+    return model.encoder
+
+
+def classifier(encoder=None, **kwargs):
+    options = dict(image_shape=helpers.IMAGE_SHAPE, code_dim=3, filters=(4, 8), seed=0)
+    return SemiSupervisedClassifier(encoder=encoder, **{**options, **kwargs})
+
+
+def snapshot(network):
+    return {variable.path: variable.numpy().copy() for variable in network.weights}
+
+
+def moving_statistics(network):
+    return {path: value for path, value in snapshot(network).items() if "moving_" in path}
+
+
+# === Label draws ===
+def test_label_draw_takes_exactly_n_per_class_and_is_seeded():
+    labels = np.random.default_rng(0).integers(0, 10, size=500)
+    chosen = semi_supervised.select_per_class(labels, 7, seed=1)
+    assert len(chosen) == 70 and len(set(chosen)) == 70
+    np.testing.assert_array_equal(np.bincount(labels[chosen], minlength=10), np.full(10, 7))
+    np.testing.assert_array_equal(chosen, semi_supervised.select_per_class(labels, 7, seed=1))
+    assert not np.array_equal(chosen, semi_supervised.select_per_class(labels, 7, seed=2))
+
+
+def test_label_draw_refuses_what_it_cannot_give():
+    labels = np.repeat(np.arange(10), 3)
+    with pytest.raises(DataError, match="Class 0 has 3 examples but 4 per class"):
+        semi_supervised.select_per_class(labels, 4, seed=0)
+    with pytest.raises(DataError, match="positive integer"):
+        semi_supervised.select_per_class(labels, 0, seed=0)
+
+
+# === Frozen versus fine-tuned ===
+def test_frozen_encoder_keeps_its_weights_and_batchnorm_statistics():
+    encoder = pretrained_encoder()
+    before = snapshot(encoder)
+    assert moving_statistics(encoder), "the encoder has BatchNorm moving statistics to check"
+    model = classifier(encoder, freeze_encoder=True)
+    model.compile_recipe(learning_rate=1e-2)
+    head_before = snapshot(model.head)
+    images, labels = labeled()
+    model.fit(images, labels, batch_size=8, epochs=3, verbose=0)
+    for path, value in snapshot(encoder).items():
+        np.testing.assert_array_equal(value, before[path], err_msg=path)
+    assert any(not np.array_equal(value, head_before[path]) for path, value in snapshot(model.head).items())
+    assert all(not w.trainable for w in encoder.weights) and model.trainable_weights == model.head.trainable_weights
+
+
+def test_fine_tuning_changes_the_encoder_and_its_batchnorm_statistics():
+    encoder = pretrained_encoder()
+    before = snapshot(encoder)
+    model = classifier(encoder, freeze_encoder=True)
+    model.set_encoder_frozen(False)
+    model.compile_recipe(learning_rate=1e-3)
+    images, labels = labeled()
+    model.fit(images, labels, batch_size=8, epochs=2, verbose=0)
+    after = snapshot(encoder)
+    kernels = [path for path in before if path.endswith("kernel")]
+    assert kernels and all(not np.array_equal(after[path], before[path]) for path in kernels)
+    assert all(not np.array_equal(after[path], before[path]) for path in moving_statistics(encoder))
+    assert model.get_config()["freeze_encoder"] is False
+
+
+def test_compare_modes_trains_three_classifiers_and_leaves_the_pretrained_encoder(tmp_path):
+    encoder = pretrained_encoder()
+    before = snapshot(encoder)
+    images, labels = labeled(64)
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    splits = {"train": data.take(32).batch(8), "validation": data.skip(32).batch(16), "test": data.skip(32).batch(16)}
+    results = semi_supervised.compare_modes(
+        encoder,
+        splits,
+        classifier_options={"image_shape": helpers.IMAGE_SHAPE, "num_classes": 2},
+        learning_rate=1e-2,
+        fine_tune_learning_rate=1e-3,
+        epochs=4,
+        patience=2,
+        seed=0,
+        logdir=tmp_path / "logs",
+        checkpoint_dir=tmp_path,
+    )
+    assert set(results) == {"frozen", "fine_tuned", "scratch"}
+    for mode, result in results.items():
+        assert 0.0 <= result["accuracy"] <= 1.0 and 1 <= result["epochs"] <= 4, mode
+        assert (tmp_path / f"{mode}.keras").exists() and list((tmp_path / "logs" / mode / "train").glob("events*"))
+    for path, value in snapshot(encoder).items():
+        np.testing.assert_array_equal(value, before[path], err_msg=path)
+    frozen = keras.models.load_model(tmp_path / "frozen.keras")
+    assert frozen.freeze_encoder and not frozen.encoder.trainable
+    assert results["scratch"]["model"].encoder is not encoder and results["fine_tuned"]["model"].encoder is not encoder
+    initial = semi_supervised.fresh_copy(encoder)
+    assert not np.allclose(initial.get_layer("code").kernel.numpy(), encoder.get_layer("code").kernel.numpy())
+
+
+def test_a_vae_encoder_is_reused_through_its_posterior_mean():
+    vae = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
+    encoder = semi_supervised.encoder_of(vae)
+    images = helpers.tiny_images(4)
+    np.testing.assert_allclose(encoder(images), vae.encode(images)["mean"], atol=1e-6)
+    model = SemiSupervisedClassifier(encoder=encoder, image_shape=helpers.IMAGE_SHAPE, code_dim=2)
+    assert model.classify(images)["probabilities"].shape == (4, 10)
+
+
+# === Serving and inputs ===
+def test_classify_returns_probabilities_and_the_most_likely_label():
+    model = classifier(hidden_units=4)
+    outputs = model.classify(labeled(6)[0])
+    np.testing.assert_allclose(tf.reduce_sum(outputs["probabilities"], axis=-1), np.ones(6), rtol=1e-5)
+    np.testing.assert_array_equal(outputs["label"], np.argmax(outputs["probabilities"], axis=-1))
+    assert outputs["label"].dtype == tf.int64
+
+
+def test_training_learns_two_visible_classes():
+    model = classifier(hidden_units=8)
+    model.compile_recipe(learning_rate=1e-2)
+    images, labels = labeled(64)
+    history = model.fit(images, labels, batch_size=16, epochs=10, verbose=0).history
+    assert history["accuracy"][-1] > 0.9 and history["loss"][-1] < history["loss"][0]
+
+
+@pytest.mark.parametrize(
+    "labels, error, message",
+    [
+        (None, ValueError, r"\(images, labels\) pairs"),
+        (np.zeros(8, "float32"), ValueError, "integer class indices"),
+        (np.zeros((8, 2), "int64"), ValueError, r"shape \[batch\]"),
+        (np.full(8, 10, "int64"), tf.errors.InvalidArgumentError, r"class indices in \[0, 10\)"),
+    ],
+)
+def test_bad_labels_say_what_to_do(labels, error, message):
+    model = classifier()
+    model.compile_recipe()
+    images = labeled(8)[0]
+    with pytest.raises(error, match=message):
+        model.fit(images, labels, batch_size=8, verbose=0)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="dropout"):
+        classifier(dropout=1.0)
+    with pytest.raises(ValueError, match="code_dim"):
+        classifier(pretrained_encoder(), code_dim=5)
+
+
+# === The recipe ===
+def test_pipeline_options_are_checked_like_every_recipe_section(tmp_path):
+    recipe = recipes.load_recipe("semi_supervised")
+    assert recipe.pipeline["labels_per_class"] == 10 and recipe.model == "semi_supervised"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "semi_supervised"\n[pipeline]\nlabels = 5\n')
+    with pytest.raises(recipes.RecipeError, match=r"\[pipeline\] of SemiSupervisedClassifier: unknown key\(s\) labels; valid keys are: pretrain_recipe"):
+        recipes.load_recipe(bad)
+    bad.write_text('model = "semi_supervised"\n[pipeline]\nlabels_per_class = "ten"\n')
+    with pytest.raises(recipes.RecipeError, match="`labels_per_class` must be int"):
+        recipes.load_recipe(bad)
+    bad.write_text('model = "vae"\n[pipeline]\nlabels_per_class = 5\n')
+    with pytest.raises(recipes.RecipeError, match="takes no \\[pipeline\\] section"):
+        recipes.load_recipe(bad)
+
+
+TINY_PRETRAIN = """
+model = "denoising_autoencoder"
+description = "tiny denoising autoencoder"
+[model_options]
+code_dim = 4
+filters = [4, 8]
+convs_per_stage = 1
+corruption = "masking"
+corruption_strength = 0.3
+[data]
+validation_size = 40
+[train]
+epochs = 1
+batch_size = 16
+summary_samples = 4
+"""
+
+TINY_SEMI_SUPERVISED = """
+model = "semi_supervised"
+description = "tiny semi-supervised run"
+[model_options]
+hidden_units = 4
+[pipeline]
+pretrain_recipe = "pretrain.toml"
+pretrain_epochs = 2
+labels_per_class = 2
+validation_labels_per_class = 1
+classifier_batch_size = 8
+patience = 2
+[data]
+validation_size = 40
+[train]
+epochs = 3
+"""
+
+
+def test_keras_gen_train_semi_supervised_end_to_end(tmp_path):
+    """Pre-trains a tiny denoising autoencoder, trains the three classifiers on fake Fashion-MNIST files,
+    prints the table and exports a classifier that TensorFlow alone can call."""
+    helpers.make_fake_source(tmp_path / "idx", seed=0, num_train=240)
+    (tmp_path / "pretrain.toml").write_text(TINY_PRETRAIN)
+    (tmp_path / "semi.toml").write_text(TINY_SEMI_SUPERVISED)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "keras_gen.cli", "train", "semi.toml", "--data-dir", "idx", "--tfds-dir", "tfds", "--steps-per-epoch", "3"]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Test accuracy with 2 labels per class (20 labels)" in run.stdout
+    for title in semi_supervised.MODE_TITLES.values():
+        assert title in run.stdout
+    assert list((tmp_path / "checkpoints" / "pretrain").glob("*/model.keras")), "the autoencoder was pre-trained"
+    assert list((tmp_path / "tensorboard_logs" / "pretrain").glob("*/train/events*"))
+    for mode in semi_supervised.MODES:
+        assert list((tmp_path / "tensorboard_logs" / "semi").glob(f"*/{mode}/validation/events*")), mode
+    export = tmp_path / "exports" / "semi" / "1"
+    images = helpers.tiny_images(3, binary=False, shape=(28, 28, 1))
+    result = helpers.call_export_in_fresh_process(export, {"classify": {"images": images}, "serving_default": {"images": images}}, tmp_path)
+    assert not {"keras_gen", "tensorflow_probability"} & set(result["imported"])
+    assert set(result["signatures"]) == {"classify", "serving_default"}
+    model = keras.models.load_model(next((tmp_path / "checkpoints" / "semi").glob("*/model.keras")))
+    expected = model.classify(images)
+    np.testing.assert_allclose(result["classify"]["probabilities"], expected["probabilities"], atol=1e-5)
+    np.testing.assert_array_equal(result["serving_default"]["label"], expected["label"])
+    assert not model.freeze_encoder, "the exported classifier is the fine-tuned one"
