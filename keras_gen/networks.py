@@ -303,6 +303,38 @@ def residual_posterior_head(feature_dim, state_dim, latent_dim, hidden_units=256
 # `dtype` is a Keras dtype policy for the hidden layers (e.g. "mixed_bfloat16"); outputs stay float32.
 
 
+@keras.saving.register_keras_serializable(package="keras_gen")
+class MaskedLeakyReLU(layers.Layer):
+    """LeakyReLU whose gradient treats the slope of each unit (1 or `negative_slope`) as a constant.
+
+    The outputs and gradients are Keras' `LeakyReLU`'s. The difference is in second derivatives, which
+    are zero for a piecewise-linear function: TensorFlow's own LeakyReLU gradient sends zeros back
+    through the whole forward pass when differentiated again, and a gradient penalty (WGAN-GP) does
+    exactly that. Here the slope carries no gradient, so the penalty's backward pass skips that work
+    (about a third of its time for the keras.io WGAN-GP critic on CPU).
+
+    Args:
+        negative_slope: the slope for negative inputs.
+
+    Example:
+    >>> y = MaskedLeakyReLU(0.2)(keras.ops.convert_to_tensor([-1.0, 2.0]))  # [-0.2, 2.0]
+    """
+
+    def __init__(self, negative_slope=0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = float(negative_slope)
+
+    def call(self, inputs):
+        slope = keras.ops.where(inputs > 0, 1.0, self.negative_slope)
+        return inputs * keras.ops.cast(keras.ops.stop_gradient(slope), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
 def _gan_inputs(main, num_classes, embedding_dim, dtype):
     """The network's inputs and the label embedding [batch, embedding_dim] (None when unconditional)."""
     if not num_classes:
@@ -358,7 +390,7 @@ def mlp_discriminator(image_shape, hidden_units=(512, 256), dropout=0.0, num_cla
     if embedding is not None:
         x = layers.Concatenate(dtype=dtype)([x, embedding])
     for units in hidden_units:
-        x = layers.LeakyReLU(0.2, dtype=dtype)(layers.Dense(units, dtype=dtype)(x))
+        x = MaskedLeakyReLU(0.2, dtype=dtype)(layers.Dense(units, dtype=dtype)(x))
         if dropout:
             x = layers.Dropout(dropout, dtype=dtype)(x)
     return _gan_model(inputs, layers.Dense(1, dtype="float32", name="score")(x), name)
@@ -459,7 +491,7 @@ def conv_discriminator(
         x = layers.Conv2D(channels, kernel_size, strides=2, padding="same", dtype=dtype)(x)
         if batch_norm and index > 0:
             x = layers.BatchNormalization(dtype=dtype)(x)
-        x = layers.LeakyReLU(0.2, dtype=dtype)(x)
+        x = MaskedLeakyReLU(0.2, dtype=dtype)(x)
         if dropout:
             x = layers.Dropout(dropout, dtype=dtype)(x)
     x = layers.Flatten(dtype=dtype)(x) if pooling == "flatten" else layers.GlobalMaxPooling2D(dtype=dtype)(x)

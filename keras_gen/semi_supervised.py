@@ -63,7 +63,7 @@ def encoder_of(model):
         raise ValueError(f"{type(model).__name__} has no `encoder`; pass an autoencoder's or a VAE's checkpoint.")
     if len(encoder.outputs) > 1:
         # A VAE's encoder gives [mean, log_variance]; the mean is its code.
-        return keras.Model(encoder.inputs, encoder.outputs[0], name=f"{encoder.name}_mean")
+        return keras.Model(encoder.input, encoder.outputs[0], name=f"{encoder.name}_mean")
     return encoder
 
 
@@ -79,7 +79,20 @@ def weight_copy(encoder):
     return copy
 
 
-def labeled_splits(images, labels, validation_images, validation_labels, test_images, test_labels, *, per_class, validation_per_class, seed, preprocessing, batch_size):
+def labeled_splits(
+    images,
+    labels,
+    validation_images,
+    validation_labels,
+    test_images,
+    test_labels,
+    *,
+    per_class,
+    validation_per_class,
+    seed,
+    preprocessing,
+    batch_size,
+):
     """The labeled training, labeled validation and test datasets of one label draw.
 
     Args:
@@ -99,13 +112,15 @@ def labeled_splits(images, labels, validation_images, validation_labels, test_im
     held_out = select_per_class(validation_labels, validation_per_class, seed + 1)
     batch_size = min(batch_size, len(chosen))
     common = dict(preprocessing=preprocessing, with_labels=True)
-    return {
-        # Full batches only: BatchNorm sees no tiny remainder batch while fine-tuning.
-        "train": data_lib.make_dataset(images[chosen], labels[chosen], batch_size=batch_size, shuffle=True, seed=seed, drop_remainder=True, **common),
-        "validation": data_lib.make_dataset(validation_images[held_out], validation_labels[held_out], batch_size=256, seed=seed + 1, **common),
-        "test": data_lib.make_dataset(test_images, test_labels, batch_size=256, seed=seed + 2, **common),
-        "indices": chosen,
-    }
+    # Full batches only: BatchNorm sees no tiny remainder batch while fine-tuning.
+    train = data_lib.make_dataset(
+        images[chosen], labels[chosen], batch_size=batch_size, shuffle=True, seed=seed, drop_remainder=True, **common
+    )
+    validation = data_lib.make_dataset(
+        validation_images[held_out], validation_labels[held_out], batch_size=256, seed=seed + 1, **common
+    )
+    test = data_lib.make_dataset(test_images, test_labels, batch_size=256, seed=seed + 2, **common)
+    return {"train": train, "validation": validation, "test": test, "indices": chosen}
 
 
 def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=None, verbose=0):
@@ -122,11 +137,25 @@ def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=N
     return history.history
 
 
-def test_accuracy(classifier, splits):
+def evaluate_accuracy(classifier, splits):
+    """Accuracy of `classifier` on the test split of `splits`."""
     return float(classifier.evaluate(splits["test"], return_dict=True, verbose=0)["accuracy"])
 
 
-def compare_modes(encoder, splits, *, classifier_options, learning_rate, fine_tune_learning_rate, epochs, patience, seed, logdir=None, checkpoint_dir=None, verbose=0):
+def compare_modes(
+    encoder,
+    splits,
+    *,
+    classifier_options,
+    learning_rate,
+    fine_tune_learning_rate,
+    epochs,
+    patience,
+    seed,
+    logdir=None,
+    checkpoint_dir=None,
+    verbose=0,
+):
     """Trains the frozen, fine-tuned and from-scratch classifiers on one label draw.
 
     The fine-tuned classifier starts from the frozen one (its head already fitted, so the first
@@ -147,31 +176,33 @@ def compare_modes(encoder, splits, *, classifier_options, learning_rate, fine_tu
         verbose: Keras' verbosity.
 
     Returns:
-        {mode: {"model", "accuracy" (on the test split), "epochs" (run), "history"}}.
+        {mode: {"model", "accuracy" (on the test split), "epochs" (run), "history"}}; the frozen
+        entry's model is None, as that object has been fine-tuned since (its checkpoint is on disk).
     """
 
     def where(folder, name):
         return None if folder is None else pathlib.Path(folder) / name
+
+    def train(classifier, mode, rate):
+        history = fit_classifier(classifier, splits, rate, epochs, patience, where(logdir, mode), verbose)
+        results[mode] = {"accuracy": evaluate_accuracy(classifier, splits), "epochs": len(history["loss"]), "history": history}
 
     code_dim = int(encoder.outputs[0].shape[-1])
     options = dict(classifier_options, code_dim=code_dim, seed=seed)
     results = {}
 
     frozen = SemiSupervisedClassifier(encoder=weight_copy(encoder), freeze_encoder=True, **options)
-    history = fit_classifier(frozen, splits, learning_rate, epochs, patience, where(logdir, "frozen"), verbose)
-    results["frozen"] = {"accuracy": test_accuracy(frozen, splits), "epochs": len(history["loss"]), "history": history}
+    train(frozen, "frozen", learning_rate)
     if checkpoint_dir is not None:
         frozen.save(where(checkpoint_dir, "frozen.keras"))
 
     # Fine-tuning continues from the frozen classifier; the table's frozen figure is taken above.
     fine_tuned = frozen
     fine_tuned.set_encoder_frozen(False)
-    history = fit_classifier(fine_tuned, splits, fine_tune_learning_rate, epochs, patience, where(logdir, "fine_tuned"), verbose)
-    results["fine_tuned"] = {"accuracy": test_accuracy(fine_tuned, splits), "epochs": len(history["loss"]), "history": history}
+    train(fine_tuned, "fine_tuned", fine_tune_learning_rate)
 
     scratch = SemiSupervisedClassifier(encoder=fresh_copy(encoder), freeze_encoder=False, **options)
-    history = fit_classifier(scratch, splits, learning_rate, epochs, patience, where(logdir, "scratch"), verbose)
-    results["scratch"] = {"accuracy": test_accuracy(scratch, splits), "epochs": len(history["loss"]), "history": history}
+    train(scratch, "scratch", learning_rate)
 
     results["frozen"]["model"] = None  # the same object as the fine-tuned one by now; its checkpoint is on disk
     results["fine_tuned"]["model"] = fine_tuned
@@ -233,7 +264,20 @@ def load_splits(validation_size, seed, source_dir=None, data_dir=None):
     return train, validation, splits["test"]
 
 
-def run_recipe(recipe, train, run, *, pretrain_recipe, pretrained, pretrain_epochs, labels_per_class, validation_labels_per_class, classifier_batch_size, fine_tune_learning_rate, patience):
+def run_recipe(
+    recipe,
+    train,
+    run,
+    *,
+    pretrain_recipe,
+    pretrained,
+    pretrain_epochs,
+    labels_per_class,
+    validation_labels_per_class,
+    classifier_batch_size,
+    fine_tune_learning_rate,
+    patience,
+):
     """The `semi_supervised` recipe end to end; see `SemiSupervisedClassifier.train_pipeline`."""
     from keras_gen import training
 

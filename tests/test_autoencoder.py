@@ -84,12 +84,11 @@ def test_reconstruction_losses_match_numpy():
         tiny(reconstruction_loss="l1")
 
 
-@pytest.mark.parametrize("loss", ["bce", "mse"])
-def test_training_lowers_the_reconstruction_error(loss):
+def test_training_lowers_the_reconstruction_error():
     images = helpers.tiny_images(64, binary=False)
-    model = tiny(reconstruction_loss=loss)
+    model = tiny(reconstruction_loss="mse")
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    history = model.fit(images, batch_size=16, epochs=8, verbose=0, validation_data=(images,)).history
+    history = model.fit(images, batch_size=16, epochs=6, verbose=0, validation_data=(images,)).history
     assert set(history) == {"loss", "mse", "val_loss", "val_mse"}
     assert history["mse"][-1] < 0.5 * history["mse"][0]
 
@@ -97,14 +96,17 @@ def test_training_lowers_the_reconstruction_error(loss):
 # === Denoising: corrupted inputs, clean targets ===
 def test_denoising_reconstructs_clean_images_from_corrupted_inputs():
     images = helpers.tiny_images(8, binary=False)
-    model = tiny(DenoisingAutoencoder, corruption="masking", corruption_strength=1.0)
+    # Linear networks, so that what the decoder outputs clearly depends on what the encoder sees.
+    encoder, decoder = linear_networks()
+    model = tiny(DenoisingAutoencoder, encoder=encoder, decoder=decoder, code_dim=16, corruption="masking", corruption_strength=1.0)
     # Every pixel masked: the encoder sees zeros, but the loss is measured against the clean images.
     terms = model.compute_losses(images, SEED)
-    logits = model.decoder(model.encoder(np.zeros_like(images)))
+    logits = decoder(encoder(np.zeros_like(images)))
     np.testing.assert_allclose(terms["loss"], losses.reconstruction_loss("bce", images, logits), rtol=1e-5)
-    plain = tiny()
-    plain.set_weights(model.get_weights())
-    assert not np.allclose(plain.compute_losses(images, SEED)["loss"], terms["loss"])
+    plain = tiny(encoder=encoder, decoder=decoder, code_dim=16)
+    unmasked = losses.reconstruction_loss("bce", images, decoder(encoder(images)))
+    np.testing.assert_allclose(plain.compute_losses(images, SEED)["loss"], unmasked, rtol=1e-5)
+    assert not np.allclose(unmasked, terms["loss"], rtol=1e-3)
 
 
 def test_evaluation_corrupts_with_a_fixed_seed_so_epochs_compare():

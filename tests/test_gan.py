@@ -141,6 +141,31 @@ def test_gradient_penalty_interpolates_at_uniform_random_points_between_real_and
     assert not np.allclose(eps, other), "the seed sets the mixing weights"
 
 
+def test_masked_leaky_relu_is_keras_leaky_relu_to_second_order():
+    def critic(activation):
+        images = keras.Input(SHAPE)
+        x = activation(layers.Conv2D(4, 3, strides=2, padding="same")(images))
+        x = activation(layers.Dense(8)(layers.Flatten()(x)))
+        return keras.Model(images, layers.Dense(1)(x))
+
+    keras.utils.set_random_seed(0)
+    masked, plain = critic(networks.MaskedLeakyReLU(0.2)), critic(layers.LeakyReLU(0.2))
+    plain.set_weights(masked.get_weights())
+    x = tf.constant(real_images(6))
+    np.testing.assert_allclose(masked(x), plain(x), atol=1e-6)
+    gradients = []
+    for model in (masked, plain):
+        with tf.GradientTape() as tape:
+            penalty = tf.reduce_mean(losses.gradient_penalty(model, x, x[::-1], tf.constant([0, 1])))
+        found = tape.gradient(penalty, model.trainable_weights)
+        # The biases only reach the penalty through the slopes, whose derivative is zero.
+        gradients.append([np.zeros(w.shape) if g is None else np.asarray(g) for g, w in zip(found, model.trainable_weights)])
+    assert float(penalty) > 0
+    for a, b in zip(*gradients):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert any(np.abs(a).max() > 1e-3 for a in gradients[0])
+
+
 # === The training step ===
 @pytest.mark.parametrize("loss", sorted(losses.GAN_LOSSES))
 def test_one_step_of_each_loss_updates_both_networks(loss):

@@ -184,7 +184,8 @@ def test_pipeline_options_are_checked_like_every_recipe_section(tmp_path):
     assert recipe.pipeline["labels_per_class"] == 10 and recipe.model == "semi_supervised"
     bad = tmp_path / "bad.toml"
     bad.write_text('model = "semi_supervised"\n[pipeline]\nlabels = 5\n')
-    with pytest.raises(recipes.RecipeError, match=r"\[pipeline\] of SemiSupervisedClassifier: unknown key\(s\) labels; valid keys are: pretrain_recipe"):
+    message = r"\[pipeline\] of SemiSupervisedClassifier: unknown key\(s\) labels; valid keys are: pretrain_recipe"
+    with pytest.raises(recipes.RecipeError, match=message):
         recipes.load_recipe(bad)
     bad.write_text('model = "semi_supervised"\n[pipeline]\nlabels_per_class = "ten"\n')
     with pytest.raises(recipes.RecipeError, match="`labels_per_class` must be int"):
@@ -237,7 +238,8 @@ def test_keras_gen_train_semi_supervised_end_to_end(tmp_path):
     (tmp_path / "pretrain.toml").write_text(TINY_PRETRAIN)
     (tmp_path / "semi.toml").write_text(TINY_SEMI_SUPERVISED)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "-m", "keras_gen.cli", "train", "semi.toml", "--data-dir", "idx", "--tfds-dir", "tfds", "--steps-per-epoch", "3"]
+    command = [sys.executable, "-m", "keras_gen.cli", "train", "semi.toml", "--data-dir", "idx", "--tfds-dir", "tfds"]
+    command += ["--steps-per-epoch", "3"]
     run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Test accuracy with 2 labels per class (20 labels)" in run.stdout
@@ -249,7 +251,8 @@ def test_keras_gen_train_semi_supervised_end_to_end(tmp_path):
         assert list((tmp_path / "tensorboard_logs" / "semi").glob(f"*/{mode}/validation/events*")), mode
     export = tmp_path / "exports" / "semi" / "1"
     images = helpers.tiny_images(3, binary=False, shape=(28, 28, 1))
-    result = helpers.call_export_in_fresh_process(export, {"classify": {"images": images}, "serving_default": {"images": images}}, tmp_path)
+    calls = {"classify": {"images": images}, "serving_default": {"images": images}}
+    result = helpers.call_export_in_fresh_process(export, calls, tmp_path)
     assert not {"keras_gen", "tensorflow_probability"} & set(result["imported"])
     assert set(result["signatures"]) == {"classify", "serving_default"}
     model = keras.models.load_model(next((tmp_path / "checkpoints" / "semi").glob("*/model.keras")))
