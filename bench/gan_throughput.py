@@ -1,7 +1,7 @@
 """Images per second of the GAN family's training step beside the keras.io examples' steps, at the
 keras.io examples' layer sizes.
 
-    .venv/bin/python bench/gan_throughput.py [--models cgan,wgan_gp] [--rounds 8] [--cgan-steps 10] [--wgan-steps 1]
+    .venv/bin/python bench/gan_throughput.py [--models cgan,wgan_gp] [--rounds 8] [--cgan-steps 30] [--wgan-steps 1]
 
 Two references, re-created here from their published layer sizes with train steps written in the
 same style (not copied):
@@ -232,31 +232,39 @@ def datasets(batch_size, value_range, labels):
 
 
 def throughput(entries, batch_size, steps, rounds):
-    """{name: [images/s per round]} of each (model, dataset)'s `fit`, timed in interleaved rounds.
+    """{name: ([images/s per round], [CPU seconds per 1000 images per round])} of each (model, dataset)'s
+    `fit`, timed in interleaved rounds.
 
-    These shared 2-core machines are sometimes slowed for seconds at a time; interleaving gives every
-    model the same conditions, and the best round is the figure least touched by the slowdowns.
+    These shared 2-core machines are often loaded by other jobs, which slows wall-clock rates by up
+    to half for seconds at a time. Interleaving gives every model the same conditions; the ratio within
+    each round and the process's CPU time per image (work done, whatever the waiting) are the figures
+    least touched by the load.
     """
     for model, dataset in entries.values():
         model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
-    rates = {name: [] for name in entries}
+    rates = {name: ([], []) for name in entries}
     for _ in range(rounds):
         for name, (model, dataset) in entries.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-            rates[name].append(batch_size * steps / (time.perf_counter() - start))
+            images = batch_size * steps
+            rates[name][0].append(images / (time.perf_counter() - start))
+            rates[name][1].append(1000 * (time.process_time() - cpu_start) / images)
     return rates
 
 
 def report(title, rates, reference):
-    """Prints each model's best and median rate, and its speed relative to the reference: the median
-    over rounds of the ratio within a round (robust to the machine's load changing between rounds)."""
+    """Prints each model's best and median rate, its speed relative to the reference (the median over
+    rounds of the ratio within a round, robust to the load changing between rounds) and its median
+    CPU time per 1000 images."""
     print(title)
-    for name, values in rates.items():
-        ratios = [mine / theirs for mine, theirs in zip(values, rates[reference])]
+    for name, (values, cpu) in rates.items():
+        ratios = [mine / theirs for mine, theirs in zip(values, rates[reference][0])]
+        cpu_ratio = statistics.median(rates[reference][1]) / statistics.median(cpu)
         print(
             f"  {name:<46} best {max(values):6.0f} images/s, median {statistics.median(values):6.0f}; "
-            f"{statistics.median(ratios):.2f}x the reference (median of per-round ratios, range {min(ratios):.2f}-{max(ratios):.2f})"
+            f"{statistics.median(ratios):.2f}x the reference (per-round ratios {min(ratios):.2f}-{max(ratios):.2f}); "
+            f"CPU {statistics.median(cpu):5.2f} s per 1000 images ({cpu_ratio:.2f}x less)"
         )
 
 
@@ -264,7 +272,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="cgan,wgan_gp")
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--cgan-steps", type=int, default=10, help="steps per timed round at batch 64")
+    parser.add_argument("--cgan-steps", type=int, default=30, help="steps per timed round at batch 64")
     parser.add_argument("--wgan-steps", type=int, default=1, help="steps per timed round at batch 512")
     args = parser.parse_args()
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores")

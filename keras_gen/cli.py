@@ -29,10 +29,11 @@ def cmd_list(args):
     from keras_gen import recipes
 
     paths = recipes.recipe_paths()
-    width = max((len(name) for name in paths), default=0)
-    for name in paths:
-        recipe = recipes.load_recipe(paths[name])
-        print(f"{name:<{width}}  {recipe.model:<8}  {recipe.description}")
+    loaded = [recipes.load_recipe(path) for path in paths.values()]
+    name_width = max((len(recipe.name) for recipe in loaded), default=0)
+    model_width = max((len(recipe.model) for recipe in loaded), default=0)
+    for recipe in loaded:
+        print(f"{recipe.name:<{name_width}}  {recipe.model:<{model_width}}  {recipe.description}")
 
 
 def cmd_train(args):
@@ -68,7 +69,8 @@ def cmd_train(args):
         f"  docker run -p 8501:8501 -p 8500:8500 -v {base_path}:/models/{recipe.name} "
         f"-e MODEL_NAME={recipe.name} tensorflow/serving"
     )
-    print(f"  keras-gen sample {base_path} --seeds 0..15 --out {recipe.name}-samples.png")
+    if "sample" in [endpoint.name for endpoint in result["model"].serving_endpoints()]:
+        print(f"  keras-gen sample {base_path} --seeds 0..15 --out {recipe.name}-samples.png")
 
 
 def cmd_export(args):

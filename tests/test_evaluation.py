@@ -31,6 +31,7 @@ def corner_images(count, seed):
 
 @pytest.fixture(scope="module", params=VAES)
 def trained_vae(request):
+    keras.utils.set_random_seed(0)  # the networks' initial weights, whatever ran before
     model, _ = zoo_cases.TINY_MODELS[request.param]()
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     images, labels = corner_images(256, seed=2)
@@ -56,7 +57,11 @@ def test_iwae_equals_the_elbo_at_k_1_and_tightens_as_k_grows(trained_vae):
         model, np.tile(images, [repeats, 1, 1, 1]), np.tile(labels, repeats), num_samples=1, seed=3
     )["iwae"]
     one = one.reshape(repeats, -1).mean(axis=0)
-    ten = evaluation.importance_weighted_bound(model, images, labels, num_samples=10, seed=4)["iwae"]
+    # Averaging five draws of the k = 10 bound per image keeps its noise below the gain from 10 to 100.
+    ten = evaluation.importance_weighted_bound(
+        model, np.tile(images, [5, 1, 1, 1]), np.tile(labels, 5), num_samples=10, seed=4
+    )["iwae"]
+    ten = ten.reshape(5, -1).mean(axis=0)
     hundred = evaluation.importance_weighted_bound(model, images, labels, num_samples=100, chunk_size=30, seed=5)["iwae"]
     # Paired over images, so that the spread between images cancels.
     gap, stderr = mean_and_stderr(one - elbo)

@@ -1,12 +1,11 @@
 """The conditional VAE (Sohn et al., 2015): the class label is fed to both encoder and decoder.
 
-With the class given, the code z is free to hold what the label does not say (the "style": width,
-thickness, pose), so decoding one z under each of the ten labels keeps the style and changes the class.
+With the class given, the code z is free to hold what the label does not say (the "style": brightness,
+width), so decoding one z under each of the ten labels keeps the style and changes the class.
 Only `posterior` and `likelihood` differ from the VAE; the loss and the training step are the VAE's.
 """
 
 import keras_gen  # noqa: F401
-import keras
 import tensorflow as tf
 
 from keras_gen import distributions
