@@ -10,3 +10,14 @@ import tensorflow as tf  # noqa: E402
 # Must happen before TensorFlow initialises its devices, i.e. before any test runs an op.
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def two_cpu_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session: strategies created one
+    after another in a process can hand out clashing collective-op keys ("Shape mismatch in the
+    collective instance"), so every distributed test shares this one."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

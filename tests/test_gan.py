@@ -282,7 +282,7 @@ def test_evaluate_reports_the_losses_without_gradient_norms():
     assert results["d_loss"] == pytest.approx(results["d_fake"] - results["d_real"] + 10.0 * results["gradient_penalty"], rel=1e-4, abs=1e-5)
 
 
-def test_distributed_step_matches_one_device():
+def test_distributed_step_matches_one_device(two_cpu_strategy):
     """Under MirroredStrategy on two CPUs every loss, the gradient penalty included, is scaled to the
     global batch: a WGAN-GP step (two critic updates) gives the same weights and metrics as on one device.
     The generator ignores z and the real images are its own output, so the interpolates are the same
@@ -297,8 +297,7 @@ def test_distributed_step_matches_one_device():
 
     single = build()
     initial = single.get_weights()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
+    with two_cpu_strategy.scope():
         mirrored = build()
         mirrored.set_weights(initial)
     logs_single = single.fit(real, batch_size=8, epochs=1, shuffle=False, verbose=0).history
@@ -361,6 +360,8 @@ def test_bad_options_say_what_to_do():
         tiny_gan(gradient_penalty_weight=-1.0)
     with pytest.raises(ValueError, match=r"generator must map z.*\(None, 8, 8, 1\)"):
         GAN(networks.mlp_generator((4, 4, 1), LATENT), small_critic(), image_shape=SHAPE, latent_dim=LATENT)
+    with pytest.raises(ValueError, match="generator must be a Keras model"):
+        GAN("mlp", small_critic(), image_shape=SHAPE, latent_dim=LATENT)
     with pytest.raises(ValueError, match="one score per image"):
         GAN(constant_generator(), keras.Sequential([keras.Input(SHAPE), layers.Flatten(), layers.Dense(3)]), image_shape=SHAPE, latent_dim=LATENT)
     model = tiny_gan()

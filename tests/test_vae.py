@@ -205,15 +205,14 @@ def test_backup_and_restore_resumes_an_interrupted_run(tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == 8
 
 
-def test_distributed_step_matches_one_device():
+def test_distributed_step_matches_one_device(two_cpu_strategy):
     """Under MirroredStrategy on two CPUs the loss is scaled to the global batch: one SGD step gives
     the same weights as the same step on one device."""
     images = helpers.tiny_images(8)
     single = near_deterministic_vae()
     single.compile(optimizer=keras.optimizers.SGD(0.05))
     initial = single.get_weights()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
+    with two_cpu_strategy.scope():
         mirrored = near_deterministic_vae()
         mirrored.set_weights(initial)
         mirrored.compile(optimizer=keras.optimizers.SGD(0.05))

@@ -46,6 +46,7 @@ class Autoencoder(GenerativeModel):
     """
 
     metric_names = ("loss", "mse")
+    nested_models = ("encoder", "decoder")
     default_endpoint = "reconstruct"
 
     def __init__(
@@ -153,24 +154,13 @@ class Autoencoder(GenerativeModel):
         config = super().get_config()
         config.update(
             {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "image_shape": list(self.image_shape),
                 "code_dim": self.code_dim,
                 "filters": list(self.filters),
                 "convs_per_stage": self.convs_per_stage,
                 "reconstruction_loss": self.reconstruction_loss,
-                "seed": self.seed,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 @register_model("denoising_autoencoder")

@@ -23,6 +23,9 @@ class GenerativeModel(keras.Model):
     metric_names = ()
     # The endpoint that TF Serving calls when a request names no signature.
     default_endpoint = None
+    # Constructor arguments that are Keras models (or lists of them): `get_config` serialises them
+    # whole and `from_config` rebuilds them, so subclasses list only their plain arguments.
+    nested_models = ()
 
     def __init__(self, image_shape=(28, 28, 1), seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -67,6 +70,29 @@ class GenerativeModel(keras.Model):
             return tf.random.stateless_normal([size], seed=tf.stack([seed, tf.constant(SERVING_SEED_KEY, tf.int64)]))
 
         return tf.map_fn(one, tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
+
+    # === Config ===
+    def get_config(self):
+        config = super().get_config()
+        config.update({"image_shape": list(self.image_shape), "seed": self.seed})
+        for name in self.nested_models:
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                config[name] = [keras.saving.serialize_keras_object(item) for item in value]
+            else:
+                config[name] = keras.saving.serialize_keras_object(value)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in cls.nested_models:
+            value = config.get(name)
+            if isinstance(value, list):
+                config[name] = [keras.saving.deserialize_keras_object(item) for item in value]
+            elif isinstance(value, dict):
+                config[name] = keras.saving.deserialize_keras_object(value)
+        return cls(**config)
 
     # Keras saves a layer's weights but not its seed generators' states; keeping the state in the
     # .keras file (and in BackupAndRestore's weights) makes a resumed run draw the noise it would have drawn.

@@ -47,6 +47,7 @@ class SemiSupervisedClassifier(GenerativeModel):
     """
 
     metric_names = ("loss", "accuracy")
+    nested_models = ("encoder",)
     default_endpoint = "classify"
 
     def __init__(
@@ -223,8 +224,6 @@ class SemiSupervisedClassifier(GenerativeModel):
         config = super().get_config()
         config.update(
             {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "image_shape": list(self.image_shape),
                 "num_classes": self.num_classes,
                 "code_dim": self.code_dim,
                 "filters": list(self.filters),
@@ -232,13 +231,6 @@ class SemiSupervisedClassifier(GenerativeModel):
                 "hidden_units": self.hidden_units,
                 "dropout": self.dropout,
                 "freeze_encoder": self.freeze_encoder,
-                "seed": self.seed,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        return cls(**config)

@@ -92,6 +92,7 @@ class GAN(GenerativeModel):
     metric_names = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "d_grad_norm", "g_grad_norm")
     default_endpoint = "sample"
     optimizer_names = ("d_optimizer", "g_optimizer")
+    nested_models = ("generator", "discriminator")
     num_classes = 0
 
     def __init__(
@@ -126,6 +127,9 @@ class GAN(GenerativeModel):
         if self.gradient_penalty_weight < 0:
             raise ValueError(f"gradient_penalty_weight must be 0 or more, got {gradient_penalty_weight}.")
         # === Layers ===
+        for role, network in (("generator", generator), ("discriminator", discriminator)):
+            if network is not None and not isinstance(network, keras.layers.Layer):
+                raise ValueError(f"{role} must be a Keras model (or None for the default), got {network!r}.")
         given = generator is not None and discriminator is not None
         default_generator, default_discriminator = (None, None) if given else self.build_networks()
         self.generator = default_generator if generator is None else generator
@@ -379,9 +383,6 @@ class GAN(GenerativeModel):
         config = super().get_config()
         config.update(
             {
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "image_shape": list(self.image_shape),
                 "latent_dim": self.latent_dim,
                 "loss": self.loss_name or [keras.saving.get_registered_name(fn) for fn in (self.d_loss_fn, self.g_loss_fn)],
                 "d_steps": self.d_steps,
@@ -390,17 +391,9 @@ class GAN(GenerativeModel):
                 "generator_widths": list(self.generator_widths),
                 "discriminator_widths": list(self.discriminator_widths),
                 "mixed_precision": self.mixed_precision,
-                "seed": self.seed,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 @register_model("dcgan")

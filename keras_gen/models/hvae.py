@@ -57,6 +57,8 @@ class HVAE(VAE):
     >>> hvae.fit(images_in_0_1, epochs=10, batch_size=128)  # doctest: +SKIP
     """
 
+    nested_models = VAE.nested_models + ("top_down", "posterior_heads")
+
     def __init__(
         self,
         encoder=None,
@@ -226,18 +228,9 @@ class HVAE(VAE):
         del config["latent_dim"]  # sum(latent_dims)
         config.update(
             {
-                "top_down": [keras.saving.serialize_keras_object(block) for block in self.top_down],
-                "posterior_heads": [keras.saving.serialize_keras_object(head) for head in self.posterior_heads],
                 "latent_dims": list(self.latent_dims),
                 "hidden_units": self.hidden_units,
                 "free_bits": self.free_bits,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("top_down", "posterior_heads"):
-            config[key] = [keras.saving.deserialize_keras_object(item) for item in config[key]]
-        return super().from_config(config)

@@ -46,6 +46,7 @@ class VAE(GenerativeModel):
     """
 
     metric_names = ("loss", "reconstruction", "kl")
+    nested_models = ("encoder", "decoder")
     default_endpoint = "reconstruct"
 
     def __init__(
@@ -213,21 +214,10 @@ class VAE(GenerativeModel):
         config = super().get_config()
         config.update(
             {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "image_shape": list(self.image_shape),
                 "latent_dim": self.latent_dim,
                 "likelihood": self.likelihood_kind,
                 "beta": self.beta,
                 "kl_warmup_epochs": self.kl_warmup_epochs,
-                "seed": self.seed,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
