@@ -115,7 +115,7 @@ def validate(raw, name, path=None):
         sections[section] = value
 
     model_options = _check_against_signature(
-        sections["model_options"], model_class.__init__, f"{where} [model_options] of {model_class.__name__}", skip=("self", "seed", "encoder", "decoder", "kwargs")
+        sections["model_options"], model_class.__init__, f"{where} [model_options] of {model_class.__name__}", skip=("self", "seed", "kwargs", *model_class.nested_models)
     )
     compile_options = _check_against_signature(
         sections["compile"], model_class.compile_recipe, f"{where} [compile] of {model_class.__name__}", skip=("self",)

@@ -59,3 +59,9 @@ def test_bad_recipes_say_what_is_wrong(tmp_path, text, message):
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(recipes.RecipeError, match="does not exist"):
         recipes.load_recipe(tmp_path / "nope.toml")
+
+
+def test_networks_are_not_recipe_options(tmp_path):
+    for model, network in (("vae", "encoder"), ("gan", "generator"), ("hvae", "top_down")):
+        with pytest.raises(recipes.RecipeError, match=f"unknown key\\(s\\) {network}"):
+            recipes.load_recipe(write(tmp_path, f'model = "{model}"\n[model_options]\n{network} = 3\n'))
