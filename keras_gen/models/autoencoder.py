@@ -105,12 +105,7 @@ class Autoencoder(GenerativeModel):
 
     def train_step(self, data):
         images, _ = self.unpack(data)
-        with tf.GradientTape() as tape:
-            terms = self.compute_losses(images, self.next_seed(), training=True)
-            scaled = self.optimizer.scale_loss(losses.global_batch_mean(terms["loss"]))
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self.update_metrics(terms)
+        return self.gradient_step(lambda: self.compute_losses(images, self.next_seed(), training=True))
 
     def test_step(self, data):
         images, _ = self.unpack(data)

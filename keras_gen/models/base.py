@@ -4,6 +4,8 @@ import keras_gen  # noqa: F401
 import keras
 import tensorflow as tf
 
+from keras_gen import losses
+
 # Mixed into stateless seeds so that a serving request's seed never collides with training's stream.
 SERVING_SEED_KEY = 0x5EED
 
@@ -45,6 +47,20 @@ class GenerativeModel(keras.Model):
             if name in self.trackers:
                 self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # === Training ===
+    def gradient_step(self, loss_terms, objective="loss"):
+        """One optimizer step for single-optimizer models' `train_step`s.
+
+        Calls `loss_terms()` (per-example terms) under a tape, minimises the global-batch mean of
+        `terms[objective]` and returns every tracker's result.
+        """
+        with tf.GradientTape() as tape:
+            terms = loss_terms()
+            scaled = self.optimizer.scale_loss(losses.global_batch_mean(terms[objective]))
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self.update_metrics(terms)
 
     # === Noise ===
     def next_seed(self):

@@ -14,7 +14,6 @@ import keras
 import tensorflow as tf
 
 from keras_gen import distributions
-from keras_gen import losses
 from keras_gen import networks
 from keras_gen.export import Endpoint
 from keras_gen.models.base import GenerativeModel
@@ -134,12 +133,7 @@ class SemiSupervisedClassifier(GenerativeModel):
 
     def train_step(self, data):
         images, labels = self.unpack(data)
-        with tf.GradientTape() as tape:
-            terms = self.compute_losses(images, labels, training=True)
-            scaled = self.optimizer.scale_loss(losses.global_batch_mean(terms["loss"]))
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self.update_metrics(terms)
+        return self.gradient_step(lambda: self.compute_losses(images, labels, training=True))
 
     def test_step(self, data):
         images, labels = self.unpack(data)

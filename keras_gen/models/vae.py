@@ -13,7 +13,6 @@ import keras
 import tensorflow as tf
 
 from keras_gen import distributions
-from keras_gen import losses
 from keras_gen import networks
 from keras_gen.callbacks import KLWarmup
 from keras_gen.export import Endpoint
@@ -131,13 +130,7 @@ class VAE(GenerativeModel):
 
     def train_step(self, data):
         images, labels = self.unpack(data)
-        with tf.GradientTape() as tape:
-            terms = self.compute_losses(images, labels, training=True)
-            objective = losses.global_batch_mean(terms["objective"])
-            scaled = self.optimizer.scale_loss(objective)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self.update_metrics(terms)
+        return self.gradient_step(lambda: self.compute_losses(images, labels, training=True), "objective")
 
     def test_step(self, data):
         images, labels = self.unpack(data)
