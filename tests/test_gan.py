@@ -365,7 +365,7 @@ def test_bad_options_say_what_to_do():
     with pytest.raises(ValueError, match="one score per image"):
         GAN(constant_generator(), keras.Sequential([keras.Input(SHAPE), layers.Flatten(), layers.Dense(3)]), image_shape=SHAPE, latent_dim=LATENT)
     model = tiny_gan()
-    with pytest.raises(ValueError, match="two optimizer instances"):
+    with pytest.raises(ValueError, match="one optimizer instance per network"):
         adam = keras.optimizers.Adam()
         model.compile(d_optimizer=adam, g_optimizer=adam)
 

@@ -62,6 +62,81 @@ class GenerativeModel(keras.Model):
         self.optimizer.apply(gradients, self.trainable_weights)
         return self.update_metrics(terms)
 
+    # === Several optimizers (GANs and the adversarial hybrids) ===
+    # Names of the optimizers a model with more than one keeps as attributes (e.g. ("d_optimizer",
+    # "g_optimizer")); empty for models with Keras' one `optimizer`.
+    optimizer_names = ()
+
+    def optimizer_variables(self, name):
+        """The variables that the optimizer called `name` updates (models with `optimizer_names`)."""
+        raise NotImplementedError(f"{type(self).__name__} must say which variables {name} updates.")
+
+    def default_optimizer(self, name):
+        """The optimizer used for `name` when `compile` is given none."""
+        del name
+        return keras.optimizers.Adam(1e-3)
+
+    def compile_optimizers(self, optimizers, run_eagerly=False, jit_compile="auto", steps_per_execution=1):
+        """Compiles a model with several optimizers: `optimizers` maps each of `optimizer_names` to an
+        optimizer (an instance, a name, a config, or None for `default_optimizer(name)`).
+
+        Each optimizer is built here on its `optimizer_variables`, under the caller's distribution
+        strategy, so that loading a `.keras` file restores its state before the first step.
+        """
+        unknown = sorted(set(optimizers) - set(self.optimizer_names))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no optimizer {', '.join(unknown)}; its optimizers are {', '.join(self.optimizer_names)}.")
+        # Keras' own `optimizer`, `loss` and `metrics` have no use in these models' steps.
+        keras.Model.compile(self, optimizer=None, run_eagerly=run_eagerly, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+        resolved = []
+        for name in self.optimizer_names:
+            optimizer = optimizers.get(name)
+            optimizer = self.default_optimizer(name) if optimizer is None else keras.optimizers.get(optimizer)
+            if any(optimizer is other for other in resolved):
+                raise ValueError(f"Pass one optimizer instance per network ({', '.join(self.optimizer_names)}): each needs its own state.")
+            resolved.append(optimizer)
+        for name, optimizer in zip(self.optimizer_names, resolved):
+            setattr(self, name, optimizer)
+            optimizer.build(self.optimizer_variables(name))
+        self._optimizers_compile_config = {"run_eagerly": run_eagerly, "jit_compile": jit_compile, "steps_per_execution": steps_per_execution}
+
+    def require_optimizers(self):
+        """Raises a ValueError that says what to do when a model with `optimizer_names` was not compiled."""
+        if any(getattr(self, name, None) is None for name in self.optimizer_names):
+            arguments = ", ".join(f"{name}=..." for name in self.optimizer_names)
+            raise ValueError(f"{type(self).__name__} has no optimizers: call compile({arguments}) before fit.")
+
+    def get_compile_config(self):
+        if not self.optimizer_names:
+            return super().get_compile_config()
+        if not self.compiled or any(getattr(self, name, None) is None for name in self.optimizer_names):
+            return None
+        config = {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.optimizer_names}
+        config.update(self._optimizers_compile_config)
+        return config
+
+    def compile_from_config(self, config):
+        if not self.optimizer_names:
+            return super().compile_from_config(config)
+        config = dict(config)
+        for name in self.optimizer_names:
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        # `compile` builds the optimizers, so loading a .keras file then restores their state.
+        self.compile(**config)
+
+    @staticmethod
+    def gradient_norm(gradients, optimizer):
+        """The global norm of a network's gradient; under a tf.distribute strategy, of the sum over replicas
+        that the optimizer applies (one extra all-reduce)."""
+        gradients = [tf.convert_to_tensor(g) for g in gradients if g is not None]
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        norm = tf.linalg.global_norm(gradients)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            norm = norm / tf.cast(optimizer.dynamic_scale, norm.dtype)
+        return norm
+
     # === Noise ===
     def next_seed(self):
         """A fresh stateless seed (int32 [2], as TFP's samplers want) from the model's generator,

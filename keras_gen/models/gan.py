@@ -237,36 +237,19 @@ class GAN(GenerativeModel):
             jit_compile: as in `keras.Model.compile` ("auto": XLA on GPUs, not on CPUs).
             steps_per_execution: as in `keras.Model.compile`.
         """
-        super().compile(optimizer=None, run_eagerly=run_eagerly, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+        self.compile_optimizers(
+            {"d_optimizer": d_optimizer, "g_optimizer": g_optimizer},
+            run_eagerly=run_eagerly,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
 
-        def resolve(optimizer):
-            if optimizer is None:
-                return keras.optimizers.Adam(DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1)
-            return keras.optimizers.get(optimizer)
+    def optimizer_variables(self, name):
+        return (self.discriminator if name == "d_optimizer" else self.generator).trainable_variables
 
-        self.d_optimizer, self.g_optimizer = resolve(d_optimizer), resolve(g_optimizer)
-        if self.d_optimizer is self.g_optimizer:
-            raise ValueError("Pass two optimizer instances: the discriminator and the generator each need their own state.")
-        # Built here, under the caller's distribution strategy, rather than inside the first traced step.
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self._gan_compile_config = {"run_eagerly": run_eagerly, "jit_compile": jit_compile, "steps_per_execution": steps_per_execution}
-
-    def get_compile_config(self):
-        if not self.compiled or self.d_optimizer is None:
-            return None
-        return {
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-            **self._gan_compile_config,
-        }
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        for key in ("d_optimizer", "g_optimizer"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        # The optimizers are built here, so loading a .keras file then restores their state.
-        self.compile(**config)
+    def default_optimizer(self, name):
+        del name
+        return keras.optimizers.Adam(DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1)
 
     def compile_recipe(self, d_learning_rate=DEFAULT_LEARNING_RATE, g_learning_rate=DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1, beta_2=0.999):
         """Compiles the model as the zoo's recipes do: Adam for both networks."""
@@ -274,23 +257,6 @@ class GAN(GenerativeModel):
             d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
             g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2),
         )
-
-    def _require_compiled(self):
-        if self.d_optimizer is None or self.g_optimizer is None:
-            raise ValueError(f"{type(self).__name__} has no optimizers: call compile(d_optimizer=..., g_optimizer=...) before fit.")
-
-    @staticmethod
-    def gradient_norm(gradients, optimizer):
-        """The global norm of a network's gradient; under a tf.distribute strategy, of the sum over replicas
-        that the optimizer applies (one extra all-reduce)."""
-        gradients = [tf.convert_to_tensor(g) for g in gradients if g is not None]
-        replica = tf.distribute.get_replica_context()
-        if replica is not None and replica.num_replicas_in_sync > 1:
-            gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-        norm = tf.linalg.global_norm(gradients)
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            norm = norm / tf.cast(optimizer.dynamic_scale, norm.dtype)
-        return norm
 
     def discriminator_step(self, real, fake, labels):
         """One update of the discriminator on a real and a generated batch; returns its terms."""
@@ -304,7 +270,7 @@ class GAN(GenerativeModel):
         return terms
 
     def train_step(self, data):
-        self._require_compiled()
+        self.require_optimizers()
         images, labels = self.unpack(data)
         real = self.check_training_images(images)
         batch = tf.shape(real)[0]
