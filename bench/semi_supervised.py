@@ -44,6 +44,13 @@ def parse_args(argv=None):
     parser.add_argument("--fine-tune-learning-rate", type=float, default=pipeline["fine_tune_learning_rate"])
     parser.add_argument("--hidden-units", type=int, default=recipe.model_options.get("hidden_units", 0))
     parser.add_argument("--dropout", type=float, default=recipe.model_options.get("dropout", 0.0))
+    parser.add_argument(
+        "--reconstruction-weight",
+        type=float,
+        default=pipeline.get("fine_tune_reconstruction_weight", 0.0),
+        help="fine-tuning also minimises this times the decoder's reconstruction loss on unlabeled images (0: labels only)",
+    )
+    parser.add_argument("--unlabeled-batch-size", type=int, default=pipeline.get("unlabeled_batch_size", 64))
     parser.add_argument("--max-minutes", type=float, default=25.0, help="start no new label draw after this much wall time")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "keras_gen_bench_semi_supervised"))
     parser.add_argument("--card", help="write the model card (markdown) here")
@@ -72,9 +79,11 @@ def main(argv=None):
     run = dict(logdir=workdir / "logs", export_dir=workdir / "exports", checkpoint_dir=workdir / "checkpoints")
     run.update(source_dir=None, data_dir=None, export=False, verbose=0)
     train = dict(recipe.train, seed=0)
-    encoder, source = semi_supervised.pretrain_encoder(
+    pretrained, source = semi_supervised.pretrain_autoencoder(
         args.pretrain_recipe, args.pretrained, args.pretrain_epochs, train, run, recipe.data["preprocessing"]
     )
+    encoder = semi_supervised.encoder_of(pretrained)
+    decoder = semi_supervised.decoder_of(pretrained) if args.reconstruction_weight else None
     pretrain_seconds = time.perf_counter() - started
     print(f"Encoder: {source} ({pretrain_seconds:.0f} s)", flush=True)
 
@@ -103,6 +112,7 @@ def main(argv=None):
                 seed=draw,
                 preprocessing=recipe.data["preprocessing"],
                 batch_size=args.batch_size,
+                unlabeled_batch_size=args.unlabeled_batch_size if args.reconstruction_weight else 0,
             )
             results = semi_supervised.compare_modes(
                 encoder,
@@ -113,6 +123,8 @@ def main(argv=None):
                 epochs=scaled(args.epochs, per_class),
                 patience=scaled(args.patience, per_class),
                 seed=draw,
+                decoder=decoder,
+                reconstruction_weight=args.reconstruction_weight,
             )
             for mode in semi_supervised.MODES:
                 rows[mode].append(results[mode]["accuracy"])
@@ -150,7 +162,13 @@ def write_card(path, args, tables, epochs_run, source, pretrain_seconds, total_s
         "",
         "- **frozen**: only the head trains; the pre-trained encoder, BatchNorm included, stays in inference mode;",
         "- **fine-tuned**: continues from the frozen classifier with the whole network training, Adam at "
-        f"{args.fine_tune_learning_rate:g};",
+        f"{args.fine_tune_learning_rate:g}"
+        + (
+            f", while the pre-trained decoder keeps reconstructing unlabeled training images ({args.unlabeled_batch_size} per step,"
+            f" loss = cross-entropy + {args.reconstruction_weight:g} x per-pixel binary cross-entropy);"
+            if args.reconstruction_weight
+            else ";"
+        ),
         f"- **from scratch**: the same architecture freshly initialised, Adam at {args.learning_rate:g} (as the frozen head).",
         "",
         f"Batch size {args.batch_size}. Each classifier stops after {args.patience} epochs (at 10 labels per class; the same",
@@ -213,7 +231,13 @@ def write_card(path, args, tables, epochs_run, source, pretrain_seconds, total_s
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    # Keep bench/train_zoo.py's generated block, which it writes between its markers.
+    begin, end = "<!-- train_zoo:begin -->", "<!-- train_zoo:end -->"
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old.split(begin, 1)[1]:
+        text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_gen import data as data_lib
 from keras_gen import export as export_lib
@@ -67,6 +68,15 @@ def encoder_of(model):
     return encoder
 
 
+def decoder_of(model):
+    """The code -> image logits network of a trained autoencoder or VAE (fed the encoder's code or
+    posterior mean), for the reconstruction term of fine-tuning."""
+    decoder = getattr(model, "decoder", None)
+    if decoder is None:
+        raise ValueError(f"{type(model).__name__} has no `decoder`; pass an autoencoder's or a VAE's checkpoint.")
+    return decoder
+
+
 def fresh_copy(encoder):
     """The same architecture as `encoder`, freshly initialised (for the from-scratch baseline)."""
     return keras.models.clone_model(encoder)
@@ -92,6 +102,7 @@ def labeled_splits(
     seed,
     preprocessing,
     batch_size,
+    unlabeled_batch_size=0,
 ):
     """The labeled training, labeled validation and test datasets of one label draw.
 
@@ -104,9 +115,13 @@ def labeled_splits(
         seed: seed of the label draw and the shuffle.
         preprocessing: one of `data.PREPROCESSING` (as in pre-training).
         batch_size: classifier batch size (capped at the number of labeled images).
+        unlabeled_batch_size: if positive, also "train_with_unlabeled": the labeled batches, each with a
+            batch of this many training images (all of them, labels unused) as a third element, for
+            fine-tuning with a reconstruction term.
 
     Returns:
-        {"train", "validation", "test"} datasets of (images, labels), and "indices" of the draw.
+        {"train", "validation", "test"} datasets of (images, labels), "indices" of the draw, and
+        "train_with_unlabeled" of (images, labels, unlabeled images) when `unlabeled_batch_size` is set.
     """
     chosen = select_per_class(labels, per_class, seed)
     held_out = select_per_class(validation_labels, validation_per_class, seed + 1)
@@ -120,11 +135,20 @@ def labeled_splits(
         validation_images[held_out], validation_labels[held_out], batch_size=256, seed=seed + 1, **common
     )
     test = data_lib.make_dataset(test_images, test_labels, batch_size=256, seed=seed + 2, **common)
-    return {"train": train, "validation": validation, "test": test, "indices": chosen}
+    splits = {"train": train, "validation": validation, "test": test, "indices": chosen}
+    if unlabeled_batch_size:
+        unlabeled = data_lib.make_dataset(
+            images, batch_size=unlabeled_batch_size, preprocessing=preprocessing, shuffle=True, seed=seed + 3, drop_remainder=True
+        ).repeat()
+        # An epoch stays one pass over the labeled images; the unlabeled stream runs on across epochs.
+        splits["train_with_unlabeled"] = tf.data.Dataset.zip(train, unlabeled).map(
+            lambda labeled, images: (*labeled, images), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return splits
 
 
-def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=None, verbose=0):
-    """Trains `classifier` on the labeled split, stopping early on the labeled validation accuracy and
+def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=None, verbose=0, train_split="train"):
+    """Trains `classifier` on `splits[train_split]`, stopping early on the labeled validation accuracy and
     keeping the weights of its best epoch (the first, on ties). Returns the history dict."""
     classifier.compile_recipe(learning_rate=learning_rate)
     # Accuracy, not loss: with ~100 labels the loss keeps rising on confident mistakes while accuracy still improves.
@@ -132,7 +156,7 @@ def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=N
     if logdir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir)))
     history = classifier.fit(
-        splits["train"], validation_data=splits["validation"], epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose
+        splits[train_split], validation_data=splits["validation"], epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose
     )
     return history.history
 
@@ -155,6 +179,8 @@ def compare_modes(
     logdir=None,
     checkpoint_dir=None,
     verbose=0,
+    decoder=None,
+    reconstruction_weight=0.0,
 ):
     """Trains the frozen, fine-tuned and from-scratch classifiers on one label draw.
 
@@ -174,6 +200,10 @@ def compare_modes(
         logdir: if given, TensorBoard scalars go to `<logdir>/<mode>`.
         checkpoint_dir: if given, each classifier is saved as `<checkpoint_dir>/<mode>.keras`.
         verbose: Keras' verbosity.
+        decoder: the pre-trained decoder (code -> image logits); with `reconstruction_weight` > 0 and
+            `splits["train_with_unlabeled"]`, fine-tuning keeps reconstructing unlabeled images (a copy
+            of the decoder learns along; the original is left unchanged).
+        reconstruction_weight: weight of that reconstruction term (0: fine-tune on the labels alone).
 
     Returns:
         {mode: {"model", "accuracy" (on the test split), "epochs" (run), "history"}}; the frozen
@@ -183,15 +213,17 @@ def compare_modes(
     def where(folder, name):
         return None if folder is None else pathlib.Path(folder) / name
 
-    def train(classifier, mode, rate):
-        history = fit_classifier(classifier, splits, rate, epochs, patience, where(logdir, mode), verbose)
+    def train(classifier, mode, rate, train_split="train"):
+        history = fit_classifier(classifier, splits, rate, epochs, patience, where(logdir, mode), verbose, train_split)
         results[mode] = {"accuracy": evaluate_accuracy(classifier, splits), "epochs": len(history["loss"]), "history": history}
 
     code_dim = int(encoder.outputs[0].shape[-1])
     options = dict(classifier_options, code_dim=code_dim, seed=seed)
     results = {}
 
-    frozen = SemiSupervisedClassifier(encoder=weight_copy(encoder), freeze_encoder=True, **options)
+    joint = bool(reconstruction_weight) and decoder is not None and "train_with_unlabeled" in splits
+    extra = dict(decoder=weight_copy(decoder), reconstruction_weight=reconstruction_weight) if joint else {}
+    frozen = SemiSupervisedClassifier(encoder=weight_copy(encoder), freeze_encoder=True, **options, **extra)
     train(frozen, "frozen", learning_rate)
     if checkpoint_dir is not None:
         frozen.save(where(checkpoint_dir, "frozen.keras"))
@@ -199,7 +231,7 @@ def compare_modes(
     # Fine-tuning continues from the frozen classifier; the table's frozen figure is taken above.
     fine_tuned = frozen
     fine_tuned.set_encoder_frozen(False)
-    train(fine_tuned, "fine_tuned", fine_tune_learning_rate)
+    train(fine_tuned, "fine_tuned", fine_tune_learning_rate, "train_with_unlabeled" if joint else "train")
 
     scratch = SemiSupervisedClassifier(encoder=fresh_copy(encoder), freeze_encoder=False, **options)
     train(scratch, "scratch", learning_rate)
@@ -225,6 +257,12 @@ def format_table(rows, labels_per_class):
 
 def pretrain_encoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, preprocessing):
     """The pre-trained encoder and where it came from: a checkpoint, or a fresh `train_recipe` run."""
+    model, source = pretrain_autoencoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, preprocessing)
+    return encoder_of(model), source
+
+
+def pretrain_autoencoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, preprocessing):
+    """The pre-trained model (autoencoder or VAE) and where it came from: a checkpoint, or a fresh `train_recipe` run."""
     from keras_gen import recipes
     from keras_gen import registry
     from keras_gen import training
@@ -234,7 +272,7 @@ def pretrain_encoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, p
         if not path.is_file():
             raise FileNotFoundError(f"No checkpoint at {path}; `pretrained` names a .keras file (\"\" to pre-train instead).")
         registry.model_names()  # registers the zoo's classes so that the file can be rebuilt
-        return encoder_of(keras.models.load_model(path)), path
+        return keras.models.load_model(path), path
     recipe = recipes.load_recipe(pretrain_recipe)
     if recipe.data["preprocessing"] != preprocessing:
         raise recipes.RecipeError(
@@ -254,7 +292,7 @@ def pretrain_encoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, p
         export=False,
         verbose=run["verbose"],
     )
-    return encoder_of(result["model"]), result["checkpoint"]
+    return result["model"], result["checkpoint"]
 
 
 def load_splits(validation_size, seed, source_dir=None, data_dir=None):
@@ -277,6 +315,8 @@ def run_recipe(
     classifier_batch_size,
     fine_tune_learning_rate,
     patience,
+    fine_tune_reconstruction_weight=0.0,
+    unlabeled_batch_size=64,
 ):
     """The `semi_supervised` recipe end to end; see `SemiSupervisedClassifier.train_pipeline`."""
     from keras_gen import training
@@ -284,7 +324,10 @@ def run_recipe(
     if not recipe.data["validation_size"]:
         raise ValueError("The semi_supervised recipe needs a validation split ([data] validation_size > 0) for early stopping.")
     started = time.perf_counter()
-    encoder, pretrain_source = pretrain_encoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, recipe.data["preprocessing"])
+    pretrained_model, pretrain_source = pretrain_autoencoder(
+        pretrain_recipe, pretrained, pretrain_epochs, train, run, recipe.data["preprocessing"]
+    )
+    encoder = encoder_of(pretrained_model)
     (images, labels), (validation_images, validation_labels), (test_images, test_labels) = load_splits(
         recipe.data["validation_size"], train["seed"], run["source_dir"], run["data_dir"]
     )
@@ -300,6 +343,7 @@ def run_recipe(
         seed=train["seed"],
         preprocessing=recipe.data["preprocessing"],
         batch_size=classifier_batch_size,
+        unlabeled_batch_size=unlabeled_batch_size if fine_tune_reconstruction_weight else 0,
     )
     name = training.run_name()
     run_logdir = training.unique_dir(pathlib.Path(run["logdir"]) / recipe.name, name)
@@ -318,6 +362,8 @@ def run_recipe(
         logdir=run_logdir,
         checkpoint_dir=run_checkpoints,
         verbose=run["verbose"],
+        decoder=decoder_of(pretrained_model) if fine_tune_reconstruction_weight else None,
+        reconstruction_weight=fine_tune_reconstruction_weight,
     )
     seconds = time.perf_counter() - started
     print()

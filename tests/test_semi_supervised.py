@@ -128,6 +128,100 @@ def test_compare_modes_trains_three_classifiers_and_leaves_the_pretrained_encode
     assert not np.allclose(initial.get_layer("code").kernel.numpy(), encoder.get_layer("code").kernel.numpy())
 
 
+def pretrained_autoencoder():
+    model = Autoencoder(image_shape=helpers.IMAGE_SHAPE, code_dim=3, filters=(4, 8), seed=0)
+    model.compile(optimizer="adam")
+    helpers.fit_steps(model, labeled()[0], steps=3)
+    return model
+
+
+def test_fine_tuning_with_a_reconstruction_term_trains_the_decoder_on_unlabeled_images(tmp_path):
+    autoencoder = pretrained_autoencoder()
+    model = classifier(
+        semi_supervised.weight_copy(autoencoder.encoder),
+        decoder=semi_supervised.weight_copy(autoencoder.decoder),
+        reconstruction_weight=2.0,
+        hidden_units=4,
+        freeze_encoder=True,
+    )
+    images, labels = labeled(16)
+    unlabeled = helpers.tiny_images(16, seed=3, binary=False)
+    joint = tf.data.Dataset.from_tensor_slices((images, labels, unlabeled)).batch(8)
+    before = snapshot(model.decoder)
+    # Frozen: no reconstruction term, so the decoder stays as it was.
+    model.compile_recipe(learning_rate=1e-2)
+    model.fit(joint, epochs=1, verbose=0)
+    for path, value in snapshot(model.decoder).items():
+        np.testing.assert_array_equal(value, before[path], err_msg=path)
+    model.set_encoder_frozen(False)
+    model.compile_recipe(learning_rate=1e-2)
+    logs = model.fit(joint, epochs=1, verbose=0).history
+    assert logs["reconstruction"][0] > 0.0
+    assert any(not np.array_equal(value, before[path]) for path, value in snapshot(model.decoder).items())
+    # The term is the decoder's per-pixel cross-entropy on the unlabeled images.
+    logits = model.decoder(model.encoder(unlabeled, training=True), training=True)  # BatchNorm on batch statistics, as in the step
+    expected = keras.losses.binary_crossentropy(unlabeled, tf.sigmoid(logits), axis=(1, 2, 3))
+    np.testing.assert_allclose(model.reconstruction(unlabeled), expected, rtol=1e-3, atol=1e-4)
+    # Evaluation scores the labels only.
+    assert set(model.evaluate(images, labels, verbose=0, return_dict=True)) == {"loss", "accuracy"}
+    path = tmp_path / "joint.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.reconstruction_weight == 2.0 and loaded.decoder is not None
+    np.testing.assert_allclose(loaded.classify(images)["probabilities"], model.classify(images)["probabilities"], atol=1e-6)
+
+
+def test_a_reconstruction_weight_needs_a_decoder():
+    with pytest.raises(ValueError, match="positive with a decoder"):
+        classifier(reconstruction_weight=1.0)
+
+
+def test_labeled_splits_can_carry_unlabeled_batches():
+    images = (np.arange(40 * 64) % 256).astype("uint8").reshape(40, 8, 8, 1)
+    labels = (np.arange(40) % 10).astype("int64")
+    splits = semi_supervised.labeled_splits(
+        images, labels, images, labels, images, labels,
+        per_class=2, validation_per_class=1, seed=0, preprocessing="scale", batch_size=4, unlabeled_batch_size=6,
+    )
+    batches = list(splits["train_with_unlabeled"])
+    assert len(batches) == len(list(splits["train"])) == 5
+    labeled_images, batch_labels, unlabeled = batches[0]
+    assert labeled_images.shape == (4, 8, 8, 1) and batch_labels.shape == (4,) and unlabeled.shape == (6, 8, 8, 1)
+    assert "train_with_unlabeled" not in semi_supervised.labeled_splits(
+        images, labels, images, labels, images, labels, per_class=2, validation_per_class=1, seed=0, preprocessing="scale", batch_size=4
+    )
+
+
+def test_compare_modes_fine_tunes_with_the_decoder_and_leaves_the_pretrained_one():
+    autoencoder = pretrained_autoencoder()
+    before = snapshot(autoencoder.decoder)
+    images, labels = labeled(48)
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    train = data.take(16).batch(8)
+    unlabeled = tf.data.Dataset.from_tensor_slices(images).batch(8).repeat()
+    splits = {
+        "train": train,
+        "train_with_unlabeled": tf.data.Dataset.zip(train, unlabeled).map(lambda pair, extra: (*pair, extra)),
+        "validation": data.skip(16).batch(16),
+        "test": data.skip(32).batch(16),
+    }
+    results = semi_supervised.compare_modes(
+        autoencoder.encoder,
+        splits,
+        classifier_options={"image_shape": helpers.IMAGE_SHAPE, "num_classes": 2},
+        learning_rate=1e-2,
+        fine_tune_learning_rate=1e-3,
+        epochs=2,
+        patience=2,
+        seed=0,
+        decoder=autoencoder.decoder,
+        reconstruction_weight=1.0,
+    )
+    assert "reconstruction" in results["fine_tuned"]["history"] and "reconstruction" not in results["scratch"]["history"]
+    for path, value in snapshot(autoencoder.decoder).items():
+        np.testing.assert_array_equal(value, before[path], err_msg=path)
+
+
 def test_a_vae_encoder_is_reused_through_its_posterior_mean():
     vae = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
     encoder = semi_supervised.encoder_of(vae)

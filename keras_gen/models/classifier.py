@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import distributions
+from keras_gen import losses
 from keras_gen import networks
 from keras_gen.export import Endpoint
 from keras_gen.models.base import GenerativeModel
@@ -26,6 +27,13 @@ class SemiSupervisedClassifier(GenerativeModel):
 
     `fit` takes `(images, int labels)` and reports `loss` (cross-entropy in nats) and `accuracy`.
 
+    Given the pre-trained autoencoder's `decoder` and a `reconstruction_weight`, a fine-tuned encoder
+    keeps learning to reconstruct unlabeled images while it learns the labels (the semi-supervised
+    autoencoder of Ranzato & Szummer, 2008): batches are then `(images, labels, unlabeled_images)`,
+    the step minimises cross-entropy + `reconstruction_weight` * the decoder's per-pixel binary
+    cross-entropy on the unlabeled images, and `fit` also reports `reconstruction`. The term is off
+    while the encoder is frozen, and batches without unlabeled images train on the labels alone.
+
     Args:
         encoder: a Keras model, images -> code [batch, code_dim], e.g. a pre-trained autoencoder's
             encoder; defaults to a freshly initialised `networks.ae_encoder`.
@@ -37,6 +45,9 @@ class SemiSupervisedClassifier(GenerativeModel):
         hidden_units: width of the head's one hidden layer (0: logistic regression on the code).
         dropout: dropout rate on the code while training.
         freeze_encoder: train the head only; the encoder (BatchNorm too) stays in inference mode.
+        decoder: a Keras model, code -> image logits (the pre-trained autoencoder's), for the
+            reconstruction term; None for none.
+        reconstruction_weight: weight of the reconstruction term (0: none).
         seed: seed of the dropout noise.
 
     Example:
@@ -46,7 +57,7 @@ class SemiSupervisedClassifier(GenerativeModel):
     """
 
     metric_names = ("loss", "accuracy")
-    nested_models = ("encoder",)
+    nested_models = ("encoder", "decoder")
     default_endpoint = "classify"
 
     def __init__(
@@ -60,9 +71,20 @@ class SemiSupervisedClassifier(GenerativeModel):
         hidden_units=0,
         dropout=0.0,
         freeze_encoder=False,
+        decoder=None,
+        reconstruction_weight=0.0,
         seed=None,
         **kwargs,
     ):
+        if reconstruction_weight < 0 or (reconstruction_weight and decoder is None):
+            raise ValueError(
+                f"reconstruction_weight must be 0, or positive with a decoder (code -> image logits); got {reconstruction_weight} "
+                f"and {'no decoder' if decoder is None else 'a decoder'}."
+            )
+        # Set before GenerativeModel.__init__, which makes one tracker per metric name.
+        self.reconstruction_weight = float(reconstruction_weight)
+        if self.reconstruction_weight:
+            self.metric_names = (*type(self).metric_names, "reconstruction")
         super().__init__(image_shape=image_shape, seed=seed, **kwargs)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is a rate in [0, 1), got {dropout}.")
@@ -81,6 +103,9 @@ class SemiSupervisedClassifier(GenerativeModel):
         if width != self.code_dim:
             raise ValueError(f"The encoder outputs codes of width {width} but code_dim is {self.code_dim}; make them match.")
         self.head = networks.code_classifier(self.code_dim, self.num_classes, self.hidden_units)
+        self.decoder = decoder
+        if decoder is not None and hasattr(decoder, "output_shape") and tuple(decoder.output_shape[1:]) != self.image_shape:
+            raise ValueError(f"The decoder must map codes to images {self.image_shape}, but it outputs {decoder.output_shape[1:]}.")
         self.set_encoder_frozen(freeze_encoder)
         self.built = True
 
@@ -92,6 +117,9 @@ class SemiSupervisedClassifier(GenerativeModel):
         """
         self.freeze_encoder = bool(frozen)
         self.encoder.trainable = not self.freeze_encoder
+        if self.decoder is not None:
+            # The decoder only serves the reconstruction term, which is on while the encoder learns.
+            self.decoder.trainable = not self.freeze_encoder
 
     # === Inputs ===
     def check_labels(self, labels):
@@ -131,13 +159,34 @@ class SemiSupervisedClassifier(GenerativeModel):
             "accuracy": tf.cast(tf.equal(predicted, labels), logits.dtype),
         }
 
+    def reconstruction(self, images):
+        """Per-image binary cross-entropy (per pixel) of the decoder's reconstruction of `images`."""
+        images = self.check_images(images)
+        logits = self.decoder(self.encoder(images, training=True), training=True)
+        return losses.reconstruction_loss("bce", images, tf.cast(logits, tf.float32))
+
     def train_step(self, data):
         images, labels = self.unpack(data)
-        return self.gradient_step(lambda: self.compute_losses(images, labels, training=True))
+        unlabeled = data[2] if isinstance(data, (tuple, list)) and len(data) > 2 else None
+        if unlabeled is None or not self.reconstruction_weight or self.freeze_encoder:
+            return self.gradient_step(lambda: self.compute_losses(images, labels, training=True))
+
+        def loss_terms():
+            terms = self.compute_losses(images, labels, training=True)
+            reconstruction = self.reconstruction(unlabeled)
+            # The unlabeled batch's mean, added to every labeled example's loss: the step's mean objective is
+            # cross-entropy + weight * reconstruction, whatever the two batch sizes.
+            terms["objective"] = terms["loss"] + self.reconstruction_weight * tf.reduce_mean(reconstruction)
+            terms["reconstruction"] = reconstruction
+            return terms
+
+        return self.gradient_step(loss_terms, "objective")
 
     def test_step(self, data):
         images, labels = self.unpack(data)
-        return self.update_metrics(self.compute_losses(images, labels, training=False))
+        terms = self.compute_losses(images, labels, training=False)
+        # Evaluation scores the labels only; a `val_reconstruction` of zero would mislead.
+        return {name: value for name, value in self.update_metrics(terms).items() if name in terms}
 
     def call(self, images, training=False):
         """Class probabilities [batch, num_classes]."""
@@ -173,6 +222,8 @@ class SemiSupervisedClassifier(GenerativeModel):
         classifier_batch_size=32,
         fine_tune_learning_rate=1e-3,
         patience=40,
+        fine_tune_reconstruction_weight=0.0,
+        unlabeled_batch_size=64,
     ):
         """Runs the `semi_supervised` recipe (called by `keras_gen.training.train_recipe`).
 
@@ -197,6 +248,9 @@ class SemiSupervisedClassifier(GenerativeModel):
             classifier_batch_size: batch size of the classifiers' training.
             fine_tune_learning_rate: Adam's learning rate when fine-tuning the whole classifier.
             patience: epochs without a better validation accuracy before stopping.
+            fine_tune_reconstruction_weight: if positive, fine-tuning also minimises this times the
+                pre-trained decoder's reconstruction loss on unlabeled training images.
+            unlabeled_batch_size: unlabeled images per fine-tuning step (with the weight above).
         """
         from keras_gen import semi_supervised
 
@@ -212,6 +266,8 @@ class SemiSupervisedClassifier(GenerativeModel):
             classifier_batch_size=classifier_batch_size,
             fine_tune_learning_rate=fine_tune_learning_rate,
             patience=patience,
+            fine_tune_reconstruction_weight=fine_tune_reconstruction_weight,
+            unlabeled_batch_size=unlabeled_batch_size,
         )
 
     def get_config(self):
@@ -225,6 +281,7 @@ class SemiSupervisedClassifier(GenerativeModel):
                 "hidden_units": self.hidden_units,
                 "dropout": self.dropout,
                 "freeze_encoder": self.freeze_encoder,
+                "reconstruction_weight": self.reconstruction_weight,
             }
         )
         return config
