@@ -491,3 +491,25 @@ def test_train_recipe_logs_grids_exports_and_resumes_both_optimizers(tmp_path, m
     assert {"sample", "generate", "score", "serving_default"} <= set(loaded.signatures)
     images = loaded.signatures["serving_default"](seed=tf.constant([1, 2], tf.int64), label=tf.constant([0, 9], tf.int64))["images"]
     assert images.shape == (2, 28, 28, 1)
+
+
+@pytest.mark.parametrize("make", [tiny_gan, tiny_cgan, lambda: WGANGP(image_shape=SHAPE, latent_dim=LATENT, generator_widths=(8, 4), discriminator_widths=(4, 8), seed=0)])
+def test_one_discriminator_pass_over_real_and_generated_images_gives_the_separate_passes_scores(make):
+    model = make()
+    assert model.joint_discriminator_pass
+    real = real_images(8) * 2.0 - 1.0
+    fake = model.generate_images(tf.random.stateless_normal([8, LATENT], seed=[1, 2]), np.arange(8) % 10 if model.num_classes else None)
+    labels = np.arange(8) % 10 if model.num_classes else None
+    joint = model.discriminator_losses(real, fake, labels)
+    model.joint_discriminator_pass = False
+    separate = model.discriminator_losses(real, fake, labels)
+    for name in ("d_real", "d_fake"):
+        np.testing.assert_allclose(joint[name], separate[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # The penalty draws its own noise, so only the adversarial part can be compared exactly.
+    penalty = model.gradient_penalty_weight * (joint.get("gradient_penalty", 0.0) - separate.get("gradient_penalty", 0.0))
+    np.testing.assert_allclose(joint["d_loss"] - penalty, separate["d_loss"], rtol=1e-5, atol=1e-5)
+
+
+def test_a_discriminator_with_batch_norm_sees_real_and_generated_batches_apart():
+    model = DCGAN(image_shape=SHAPE, latent_dim=LATENT, generator_widths=(8, 4), discriminator_widths=(4, 8), seed=0)
+    assert not model.joint_discriminator_pass

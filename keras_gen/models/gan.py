@@ -50,6 +50,13 @@ def resolve_loss(loss):
     return tuple(pair)
 
 
+def has_batch_norm(network):
+    """Whether `network` (a layer or a model, searched through nested models) has a BatchNormalization layer."""
+    if isinstance(network, keras.layers.BatchNormalization):
+        return True
+    return any(has_batch_norm(layer) for layer in getattr(network, "layers", ()))
+
+
 @register_model("gan")
 class GAN(GenerativeModel):
     """A generative adversarial network (Goodfellow et al., 2014); by default the original one, with
@@ -135,6 +142,9 @@ class GAN(GenerativeModel):
         self.generator = default_generator if generator is None else generator
         self.discriminator = default_discriminator if discriminator is None else discriminator
         self._check_networks()
+        # Real and generated batches go through the discriminator in one call (fewer, larger ops: faster on
+        # CPUs) unless it has BatchNorm, whose batch statistics would then mix the two.
+        self.joint_discriminator_pass = not has_batch_norm(self.discriminator)
         self.d_optimizer = None
         self.g_optimizer = None
         self.built = True
@@ -206,8 +216,13 @@ class GAN(GenerativeModel):
 
     def discriminator_losses(self, real, fake, labels=None, training=False):
         """Per-example terms of the discriminator's loss: {d_loss, d_real, d_fake[, gradient_penalty]}."""
-        real_scores = self.discriminate(real, labels, training=training)
-        fake_scores = self.discriminate(fake, labels, training=training)
+        if self.joint_discriminator_pass:
+            both = tf.concat([real, tf.cast(fake, real.dtype)], axis=0)
+            both_labels = None if labels is None else tf.concat([labels, labels], axis=0)
+            real_scores, fake_scores = tf.split(self.discriminate(both, both_labels, training=training), 2)
+        else:
+            real_scores = self.discriminate(real, labels, training=training)
+            fake_scores = self.discriminate(fake, labels, training=training)
         d_loss = self.d_loss_fn(real_scores, fake_scores)
         terms = {"d_real": self.probabilities(real_scores), "d_fake": self.probabilities(fake_scores)}
         if self.gradient_penalty_weight:
