@@ -214,12 +214,17 @@ def train_one(name, args, quality, reference_rows, command):
     wall = time.perf_counter() - started
     steps = f", {args.steps_per_epoch} steps per epoch" if args.steps_per_epoch else ", full passes over the training set"
     shown = f"{epochs} epoch(s)" if epochs is not None else f"the recipe's {recipe.train['epochs']} epoch(s)"
-    cap_text = f", capped at {max_minutes:g} minutes of training" if max_minutes is not None else ", no wall-clock cap"
+    if recipe.pipeline:
+        cap_text = ""  # said below: the recipe's own fits do not take the harness's callbacks
+    elif max_minutes is not None:
+        cap_text = f", capped at {max_minutes:g} minutes of training"
+    else:
+        cap_text = ", no wall-clock cap"
     budget = f"{shown}{steps}{cap_text}" + (" (the cap stopped it)" if cap.stopped_early else "")
     if recipe.pipeline:
         budget += (
             f"; a multi-stage recipe ([pipeline] {', '.join(f'{key} = {value!r}' for key, value in recipe.pipeline.items())}), "
-            f"whose own fits the cap does not reach: {wall / 60:.1f} minutes in all"
+            f"whose own fits no wall-clock cap reaches: {wall / 60:.1f} minutes in all"
         )
     batch_size = recipe.train["batch_size"]
     if timer.intervals:

@@ -41,6 +41,8 @@ def cmd_train(args):
     from keras_gen import training
 
     recipe = recipes.load_recipe(args.recipe)
+    if args.normal_class is not None:
+        set_normal_class(recipe, args.normal_class)
     result = training.train_recipe(
         recipe,
         epochs=args.epochs,
@@ -71,6 +73,19 @@ def cmd_train(args):
     )
     if "sample" in [endpoint.name for endpoint in result["model"].serving_endpoints()]:
         print(f"  keras-gen sample {base_path} --seeds 0..15 --out {recipe.name}-samples.png")
+
+
+def set_normal_class(recipe, normal_class):
+    """Makes `recipe` train a one-class model on `normal_class` (for models with a `normal_class` option)."""
+    import inspect
+
+    from keras_gen import data
+    from keras_gen import recipes
+
+    if "normal_class" not in inspect.signature(recipe.model_class().__init__).parameters:
+        raise recipes.RecipeError(f"--normal-class is for one-class anomaly detectors (e.g. aae); {recipe.model!r} has no normal_class option.")
+    data.check_classes([normal_class])
+    recipe.model_options["normal_class"] = normal_class
 
 
 def cmd_export(args):
@@ -124,6 +139,10 @@ def cmd_evaluate(args):
     from keras_gen import evaluation
     from keras_gen import registry
 
+    if args.anomaly:
+        return cmd_evaluate_anomaly(args)
+    if args.more:
+        raise ValueError(f"Several models ({args.checkpoint}, {', '.join(args.more)}) are only evaluated together with --anomaly; pass one.")
     checkpoint = pathlib.Path(args.checkpoint)
     if checkpoint.is_dir() or args.num_samples is not None:
         # An export folder, or sample quality asked for: the FD/KID/precision/recall table instead.
@@ -162,6 +181,32 @@ def cmd_evaluate(args):
             top = int(row.argmax())
             share = f"{data.CLASS_NAMES[top]} ({row[top] / row.sum():.0%})" if row.sum() else "-"
             print(f"  {component:>9}  {weights[component]:>6.3f}  {int(row.sum()):>6}  {share}")
+
+
+def cmd_evaluate_anomaly(args):
+    import time
+
+    from keras_gen import anomaly
+
+    if not 0.0 <= args.fpr < 1.0:
+        raise ValueError(f"--fpr must be in [0, 1), got {args.fpr}.")
+    paths = [args.checkpoint, *args.more]
+    started = time.perf_counter()
+    images, labels = anomaly.fashion_mnist_test_set(args.num_images, source_dir=args.data_dir, data_dir=args.tfds_dir)
+    rows = [anomaly.evaluate_one_class(anomaly.AnomalyScorer.load(path), images, labels, fpr=args.fpr) for path in paths]
+    print(f"One-class anomaly detection on {len(images)} Fashion-MNIST test images: each model's normal class against the other classes.")
+    print(f"Threshold: the score above which {args.fpr:g} of the model's held-out normal images lie (set when it was calibrated).")
+    print()
+    print(anomaly.format_anomaly_table(rows, args.fpr))
+    print()
+    for row in sorted(rows, key=lambda row: row["normal_class"]):
+        print(f"  class {row['normal_class']}: {row['name']}")
+    classes = [row["normal_class"] for row in rows]
+    if len(set(classes)) != len(classes):
+        print("Note: some normal classes appear more than once; the mean weighs each model equally.")
+    if any(row["threshold"] != row["threshold"] for row in rows):
+        print("n/a: the model was never calibrated (model.calibrate(held_out_normal_images), which `keras-gen train` does).")
+    print(f"{time.perf_counter() - started:.0f} s")
 
 
 def cmd_evaluate_samples(args):
@@ -214,6 +259,9 @@ def build_parser():
     train.add_argument("--checkpoint-dir", default="checkpoints", help="checkpoints and resume state (default: checkpoints)")
     train.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)")
     train.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: TFDS's)")
+    train.add_argument(
+        "--normal-class", type=int, help="train a one-class anomaly detector on this class only (models with a normal_class option, e.g. aae)"
+    )
     train.set_defaults(run=cmd_train)
 
     export = commands.add_parser("export", help="export a .keras checkpoint as a versioned SavedModel")
@@ -234,6 +282,16 @@ def build_parser():
         help="a .keras file (a VAE of the zoo for the likelihood bounds), or an export folder with a `sample` "
         "signature (sample quality)",
     )
+    evaluate.add_argument(
+        "more", nargs="*", metavar="MORE", help="with --anomaly: further models (checkpoints or exports), one per normal class"
+    )
+    evaluate.add_argument(
+        "--anomaly",
+        action="store_true",
+        help="one-class anomaly detection table: each model (an aae trained with a normal class) scores the test set; "
+        "ROC-AUC per class and their mean, detection rate and test FPR at the threshold calibrated for --fpr",
+    )
+    evaluate.add_argument("--fpr", type=float, default=0.05, help="with --anomaly: false-positive rate of the threshold (default: 0.05)")
     evaluate.add_argument(
         "--num-samples",
         type=int,

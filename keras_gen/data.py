@@ -382,6 +382,29 @@ def split_train_validation(images, labels, validation_size, seed):
     )
 
 
+def check_classes(classes):
+    """`classes` as a sorted tuple of distinct class indices; a DataError if any is not in 0..9."""
+    if isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
+        classes = [classes]
+    try:
+        values = list(classes)
+    except TypeError:
+        values = None
+    valid = values and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in values)
+    if not valid or not all(0 <= c < len(CLASS_NAMES) for c in values):
+        raise DataError(
+            f"classes must be a non-empty list of class indices 0..{len(CLASS_NAMES) - 1} "
+            f"({', '.join(f'{i} {name}' for i, name in enumerate(CLASS_NAMES))}), got {classes!r}."
+        )
+    return tuple(sorted(set(int(c) for c in values)))
+
+
+def keep_classes(images, labels, classes):
+    """The images (and labels) whose label is one of `classes`, in their original order."""
+    mask = np.isin(labels, check_classes(classes))
+    return images[mask], labels[mask]
+
+
 # === Preprocessing and tf.data ===
 
 
@@ -527,6 +550,7 @@ def fashion_mnist_datasets(
     with_labels=False,
     source_dir=None,
     data_dir=None,
+    classes=None,
 ):
     """Fashion-MNIST as ready-to-fit train, validation and test datasets.
 
@@ -541,10 +565,15 @@ def fashion_mnist_datasets(
         with_labels: yield `(images, labels)` (for conditional models) instead of images.
         source_dir: folder holding the IDX files; see `find_source_dir`.
         data_dir: TFDS data folder; see `load_fashion_mnist`.
+        classes: class indices (0..9, see `CLASS_NAMES`) to keep in every split, e.g. `[3]` for a one-class
+            model; None keeps all. The validation images are carved out before the other classes are
+            dropped, so `validation_size` counts all classes and a class's held-out images are the same
+            whatever else is kept.
 
     Returns:
         A dict with "train" (shuffled, re-binarised each epoch, full batches only), "validation" (None when
-        `validation_size` is 0) and "test" (in order, fixed binarisation, last batch kept),
+        `validation_size` is 0, or when it holds no image of `classes`) and "test" (in order, fixed
+        binarisation, last batch kept),
         "validation_images" (up to 64 validation images, or training images when there is no validation
         set, as float32 numpy in the model's range: [0, 1] for scale/binarize, [-1, 1] for tanh) and
         "num_train" (number of training examples).
@@ -557,6 +586,14 @@ def fashion_mnist_datasets(
     (train_images, train_labels), (validation_images, validation_labels) = split_train_validation(
         train_images, train_labels, validation_size, seed
     )
+    if classes is not None:
+        keep = check_classes(classes)
+        train_images, train_labels = keep_classes(train_images, train_labels, keep)
+        validation_images, validation_labels = keep_classes(validation_images, validation_labels, keep)
+        test_images, test_labels = keep_classes(test_images, test_labels, keep)
+        if not len(train_images):
+            raise DataError(f"No training image is of the classes {list(keep)}; check `classes`.")
+        validation_size = len(validation_images)
     common = dict(batch_size=batch_size, preprocessing=preprocessing, with_labels=with_labels)
     # Distinct seeds per set so that validation draws are not a copy of the first training draws.
     train = make_dataset(

@@ -6,6 +6,7 @@ event, so `log_prob` returns one number per image, in nats.
 """
 
 import keras_gen  # noqa: F401  (sets the Keras backend before TFP imports tf_keras)
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -62,3 +63,32 @@ def gaussian_mixture(logits, means, log_scales):
     """
     components = tfd.Independent(tfd.Normal(loc=means, scale=tf.exp(log_scales)), reinterpreted_batch_ndims=1)
     return tfd.MixtureSameFamily(mixture_distribution=tfd.Categorical(logits=logits), components_distribution=components)
+
+
+def ring_mixture(num_components, latent_dim, radius=4.0, scale=0.5, dtype=tf.float32):
+    """A fixed, equally weighted mixture of Gaussians whose means lie on a circle (a prior p(z)).
+
+    Component k has mean radius * (cos(2 pi k / K), sin(2 pi k / K), 0, ..., 0) and standard deviation
+    `scale` in every dimension: the 2-d "ten Gaussians on a ring" prior of the adversarial autoencoder
+    paper, extended by the same spread in further dimensions. Needs latent_dim >= 2.
+
+    Args:
+        num_components: K, the number of components.
+        latent_dim: size of the code.
+        radius: distance of each mean from the origin.
+        scale: standard deviation of each component in every dimension.
+        dtype: float dtype of the distribution.
+    """
+    if latent_dim < 2 or num_components < 1:
+        raise ValueError(f"A ring mixture needs latent_dim >= 2 and num_components >= 1, got {latent_dim} and {num_components}.")
+    angles = 2.0 * np.pi * np.arange(num_components) / num_components
+    means = np.zeros((num_components, latent_dim))
+    means[:, 0], means[:, 1] = radius * np.cos(angles), radius * np.sin(angles)
+    log_scales = np.full((num_components, latent_dim), np.log(scale))
+    return gaussian_mixture(tf.zeros([num_components], dtype), tf.constant(means, dtype), tf.constant(log_scales, dtype))
+
+
+def feature_likelihood(features):
+    """A unit-variance Gaussian around `features` [batch, num_features], one event per example: the
+    VAE-GAN's p(Dis_l(x) | z) = N(Dis_l(x); Dis_l(x~), I) (Larsen et al., 2016, eq. 7)."""
+    return tfd.Independent(tfd.Normal(loc=features, scale=tf.ones_like(features)), reinterpreted_batch_ndims=1)

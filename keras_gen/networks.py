@@ -496,3 +496,69 @@ def conv_discriminator(
             x = layers.Dropout(dropout, dtype=dtype)(x)
     x = layers.Flatten(dtype=dtype)(x) if pooling == "flatten" else layers.GlobalMaxPooling2D(dtype=dtype)(x)
     return _gan_model(inputs, layers.Dense(1, dtype="float32", name="score")(x), name)
+
+
+# === VAE-GAN discriminator ===
+def feature_discriminator(image_shape, filters=(32, 64, 128), kernel_size=5, feature_block=-1, hidden_units=256, layer_norm=True, name="discriminator"):
+    """A discriminator that also shows what it sees: images -> [features, score].
+
+    Stride-2 convolutions with LeakyReLU(0.2); `features` are the flattened outputs of the convolution
+    block `feature_block` (the learned similarity metric of a VAE-GAN, Larsen et al., 2016), and the
+    score, one raw logit per image ([batch, 1]), reads the last block through an optional dense layer.
+    LayerNorm rather than the paper's BatchNorm: it gives the features a fixed scale, which a unit-variance
+    feature likelihood needs (unnormalised features start tiny, and the VAE then ignores its code), and
+    an image's features do not depend on the rest of its batch.
+
+    Args:
+        image_shape: (height, width, channels) of the input images.
+        filters: channels of each stride-2 convolution.
+        kernel_size: kernel size of the convolutions.
+        feature_block: index into `filters` of the block whose output is `features` (-1: the last).
+        hidden_units: width of a LeakyReLU dense layer between the last block and the score (0: none).
+        layer_norm: LayerNorm (over channels) after every convolution but the first.
+        name: the model's name.
+
+    Example:
+    >>> discriminator = feature_discriminator((28, 28, 1))
+    >>> features, score = discriminator(images)  # doctest: +SKIP
+    """
+    if not filters:
+        raise ValueError("feature_discriminator needs at least one convolution in `filters`.")
+    if not -len(filters) <= feature_block < len(filters):
+        raise ValueError(f"feature_block {feature_block} is not a block of filters {tuple(filters)}; use 0..{len(filters) - 1} or -1 for the last.")
+    feature_block %= len(filters)
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    x = images
+    for index, channels in enumerate(filters):
+        x = layers.Conv2D(channels, kernel_size, strides=2, padding="same")(x)
+        if layer_norm and index > 0:
+            x = layers.LayerNormalization()(x)
+        x = MaskedLeakyReLU(0.2)(x)
+        if index == feature_block:
+            features = layers.Flatten(name="features")(x)
+    x = features if feature_block == len(filters) - 1 else layers.Flatten()(x)
+    if hidden_units:
+        x = MaskedLeakyReLU(0.2)(layers.Dense(hidden_units)(x))
+    return keras.Model(images, [features, layers.Dense(1, name="score")(x)], name=name)
+
+
+# === Adversarial autoencoder: a discriminator on latent codes ===
+def code_discriminator(code_dim, hidden_units=(256, 256), name="code_discriminator"):
+    """A fully connected discriminator on codes: code [batch, code_dim] -> one raw logit per code, [batch, 1].
+
+    The regulariser of an adversarial autoencoder (Makhzani et al., 2016): it tells prior samples from
+    encoded images, and the encoder learns to make them indistinguishable.
+
+    Args:
+        code_dim: width of the codes.
+        hidden_units: width of each LeakyReLU(0.2) hidden layer.
+        name: the model's name.
+
+    Example:
+    >>> discriminator = code_discriminator(8, hidden_units=(128, 128))
+    """
+    code = keras.Input(shape=(code_dim,), name="code")
+    x = code
+    for units in hidden_units:
+        x = MaskedLeakyReLU(0.2)(layers.Dense(units)(x))
+    return keras.Model(code, layers.Dense(1, name="score")(x), name=name)

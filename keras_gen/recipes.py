@@ -20,6 +20,7 @@ DATA_KEYS = {
     "preprocessing": (str, "scale"),
     "validation_size": (int, 5000),
     "with_labels": (bool, False),
+    "classes": (list, []),  # class indices to keep (e.g. [3]); empty: all classes
 }
 TRAIN_KEYS = {
     "epochs": (int, 10),
@@ -133,9 +134,16 @@ def validate(raw, name, path=None):
     if data["dataset"] not in DATASETS:
         raise RecipeError(f"{where} [data] dataset {data['dataset']!r} is unknown; valid: {', '.join(DATASETS)}.")
     from keras_gen.data import PREPROCESSING
+    from keras_gen.data import DataError
+    from keras_gen.data import check_classes
 
     if data["preprocessing"] not in PREPROCESSING:
         raise RecipeError(f"{where} [data] preprocessing {data['preprocessing']!r} is unknown; valid: {', '.join(PREPROCESSING)}.")
+    if data["classes"]:
+        try:
+            data["classes"] = list(check_classes(data["classes"]))
+        except DataError as error:
+            raise RecipeError(f"{where} [data] {error}") from None
     train = _check_fixed(sections["train"], TRAIN_KEYS, f"{where} [train]")
     for key in ("epochs", "batch_size"):
         if train[key] < 1:

@@ -25,7 +25,8 @@ def unique_dir(parent, name):
     return candidate
 
 
-def load_datasets(recipe, batch_size, seed, source_dir=None, data_dir=None):
+def load_datasets(recipe, batch_size, seed, source_dir=None, data_dir=None, classes=None):
+    """The recipe's datasets; `classes` (default: the recipe's `[data] classes`, empty for all) filters them."""
     options = recipe.data
     return data_lib.fashion_mnist_datasets(
         batch_size=batch_size,
@@ -35,7 +36,21 @@ def load_datasets(recipe, batch_size, seed, source_dir=None, data_dir=None):
         with_labels=options["with_labels"],
         source_dir=source_dir,
         data_dir=data_dir,
+        classes=classes or options.get("classes") or None,
     )
+
+
+def data_classes(recipe, model):
+    """The classes to train on: the recipe's `[data] classes`, or the model's own (`training_classes()`,
+    e.g. a one-class model's normal class); None for all. A ValueError when the two disagree."""
+    wanted = list(recipe.data.get("classes") or [])
+    own = getattr(model, "training_classes", lambda: None)()
+    if wanted and own is not None and sorted(wanted) != sorted(own):
+        raise ValueError(
+            f"Recipe {recipe.name!r} keeps the classes {wanted} in [data] but its model trains on {sorted(own)}; "
+            "make them agree or remove [data] classes."
+        )
+    return wanted or (list(own) if own is not None else None)
 
 
 def train_recipe(
@@ -79,8 +94,8 @@ def train_recipe(
         run = dict(logdir=logdir, export_dir=export_dir, checkpoint_dir=checkpoint_dir, source_dir=source_dir, data_dir=data_dir, export=export, verbose=verbose)
         return pipeline(recipe, train, run, **recipe.pipeline)
 
-    datasets = load_datasets(recipe, train["batch_size"], train["seed"], source_dir, data_dir)
     model = recipe.build_model(seed=train["seed"])
+    datasets = load_datasets(recipe, train["batch_size"], train["seed"], source_dir, data_dir, classes=data_classes(recipe, model))
     model.compile_recipe(**recipe.compile)
     model.jit_compile = train["jit_compile"]
 
@@ -111,6 +126,8 @@ def train_recipe(
         verbose=verbose,
     )
     seconds = time.perf_counter() - started
+    # E.g. an anomaly detector sets its score statistics and thresholds on the held-out images here.
+    getattr(model, "after_training", lambda datasets: None)(datasets)
     test_metrics = model.evaluate(datasets["test"], return_dict=True, verbose=0)
     final_checkpoint = run_checkpoints / "model.keras"
     model.save(final_checkpoint)

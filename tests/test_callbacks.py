@@ -55,3 +55,30 @@ def test_image_summaries_need_a_model_that_draws_them(tmp_path):
 
     with pytest.raises(NotImplementedError):
         GenerativeModel().summary_images({})
+
+
+def read_histograms(run_dir):
+    """{tag: [(step, bucket counts)]} of the histogram summaries in `run_dir`."""
+    found = {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "histograms":
+                    # TensorBoard's histogram tensor: one row per bucket, [left edge, right edge, count].
+                    found.setdefault(value.tag, []).append((event.step, tf.make_ndarray(value.tensor)[:, 2]))
+    return found
+
+
+def test_image_summaries_also_write_a_models_histograms(tmp_path):
+    from keras_gen.models import AAE
+
+    images = helpers.tiny_images(16, binary=False)
+    model = AAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, filters=(4, 8), discriminator_units=(8,), seed=0)
+    model.compile()
+    model.fit(images, batch_size=8, epochs=2, verbose=0, callbacks=[ImageSummaries(tmp_path, images[:12], num_samples=16)])
+    histograms = read_histograms(tmp_path / "train")
+    assert set(histograms) == {"latent_0/codes", "latent_0/prior", "latent_1/codes", "latent_1/prior"}
+    assert [step for step, _ in histograms["latent_0/codes"]] == [0, 1]
+    assert histograms["latent_0/codes"][0][1].sum() == 12  # one entry per validation image's code
+    assert histograms["latent_1/prior"][0][1].sum() == 1000  # prior samples beside them
+    assert set(read_images(tmp_path / "train")) == {"samples", "reconstructions"}

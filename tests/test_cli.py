@@ -137,3 +137,57 @@ def test_an_interrupted_run_resumes_from_its_last_finished_epoch(tmp_path, monke
     assert int(result["model"].optimizer.iterations.numpy()) == 3 * 2
     assert not (tmp_path / "ckpt" / "tiny" / "backup").exists()
     assert result["export"] == tmp_path / "exports" / "tiny" / "1"
+
+
+TINY_AAE_RECIPE = """
+model = "aae"
+description = "tiny adversarial autoencoder for the CLI test"
+[model_options]
+latent_dim = 2
+filters = [4, 8]
+discriminator_units = [8]
+[data]
+validation_size = 100
+[train]
+epochs = 1
+batch_size = 4
+steps_per_epoch = 2
+summary_samples = 4
+"""
+
+
+def test_one_class_aae_trains_then_evaluate_prints_the_anomaly_table(tmp_path, capsys):
+    from keras_gen import data
+
+    arrays = helpers.make_fake_source(tmp_path / "idx", seed=0, num_train=200, num_test=60)
+    (tmp_path / "tiny_aae.toml").write_text(TINY_AAE_RECIPE)
+    where = ["--data-dir", str(tmp_path / "idx"), "--tfds-dir", str(tmp_path / "tfds")]
+    dirs = ["--logdir", str(tmp_path / "logs"), "--export-dir", str(tmp_path / "exports"), "--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert cli.main(["train", str(tmp_path / "tiny_aae.toml"), "--normal-class", "3", *where, *dirs]) == 0
+    capsys.readouterr()
+    checkpoint = next((tmp_path / "ckpt" / "tiny_aae").glob("*/model.keras"))
+    export = tmp_path / "exports" / "tiny_aae"
+    # The checkpoint and the export of one model: two rows of the same normal class, with the same figures.
+    assert cli.main(["evaluate", str(checkpoint), str(export), "--anomaly", "--fpr", "0.1", *where]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("3 Dress")]
+    assert len(rows) == 2 and rows[0].split() == rows[1].split(), out
+    assert "ROC-AUC" in out and "threshold (FPR 0.1)" in out and "mean of 2" in out and "more than once" in out
+    assert "n/a" not in rows[0], "training calibrated the model on its held-out class-3 images"
+    # The one-class model trained on class 3 alone, and its held-out images were class 3's share of the split.
+    (_, _), (_, validation_labels) = data.split_train_validation(*arrays["train"], 100, 0)
+    assert np.sum(validation_labels == 3) >= 2
+
+
+def test_anomaly_evaluation_and_normal_class_fail_cleanly(trained, tmp_path, capsys):
+    root, _ = trained
+    checkpoint = str(next((root / "checkpoints" / "tiny").glob("*/model.keras")))
+    assert cli.main(["evaluate", checkpoint, checkpoint]) == 2
+    assert "only evaluated together with --anomaly" in capsys.readouterr().err
+    assert cli.main(["evaluate", checkpoint, "--anomaly", "--fpr", "1.5"]) == 2
+    assert "--fpr must be in [0, 1)" in capsys.readouterr().err
+    where = ["--data-dir", str(root / "idx"), "--tfds-dir", str(root / "tfds")]
+    assert cli.main(["evaluate", checkpoint, "--anomaly", *where]) == 2
+    assert "no anomaly_score or anomaly_threshold endpoint" in capsys.readouterr().err
+    assert cli.main(["train", str(root / "tiny.toml"), "--normal-class", "3", *where]) == 2
+    assert "'vae' has no normal_class option" in capsys.readouterr().err

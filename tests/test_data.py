@@ -404,6 +404,30 @@ def test_fashion_mnist_datasets(prepared):
     assert first.shape == (8, 28, 28, 1) and float(tf.reduce_min(first)) >= -1.0
 
 
+def test_fashion_mnist_datasets_keep_only_the_chosen_classes(prepared):
+    root, arrays, _ = prepared
+    common = dict(batch_size=4, validation_size=20, seed=0, with_labels=True, source_dir=root / "source", data_dir=root / "tfds")
+    everything = data.fashion_mnist_datasets(**common)
+    kept = data.fashion_mnist_datasets(classes=[5, 3], **common)
+    all_validation = np.concatenate([y for _, y in everything["validation"]])
+    validation = np.concatenate([y for _, y in kept["validation"]])
+    test = np.concatenate([y for _, y in kept["test"]])
+    assert set(validation) <= {3, 5} and set(test) <= {3, 5}
+    train = np.concatenate([y for _, y in data.fashion_mnist_datasets(classes=[5, 3], **{**common, "batch_size": 1})["train"]])
+    assert set(train) <= {3, 5} and len(train) == kept["num_train"]
+    # The held-out images are the kept classes' share of the same validation split.
+    np.testing.assert_array_equal(validation, all_validation[np.isin(all_validation, [3, 5])])
+    assert len(test) == np.isin(arrays["test"][1], [3, 5]).sum()
+    assert kept["num_train"] + len(validation) == np.isin(arrays["train"][1], [3, 5]).sum()
+
+
+@pytest.mark.parametrize("classes", [[10], [], [-1], ["3"], [True], "3"])
+def test_fashion_mnist_datasets_reject_bad_classes(prepared, classes):
+    root, _, _ = prepared
+    with pytest.raises(data.DataError, match=r"class indices 0..9 \(0 T-shirt/top"):
+        data.fashion_mnist_datasets(batch_size=4, classes=classes, validation_size=0, source_dir=root / "source", data_dir=root / "tfds")
+
+
 # === Real data ===
 
 

@@ -48,6 +48,8 @@ def test_unknown_recipe_name_lists_the_zoo():
         ('model = "vae"\n[data]\npreprocessing = "sharpen"\n', r"preprocessing 'sharpen' is unknown; valid: scale, binarize, tanh"),
         ('model = "vae"\n[data]\ndataset = "mnist"\n', r"dataset 'mnist' is unknown; valid: fashion_mnist"),
         ('model = "vae"\ntrain = 3\n', r"\[train\] must be a table"),
+        ('model = "vae"\n[data]\nclasses = [12]\n', r"\[data\] classes must be a non-empty list of class indices 0..9"),
+        ('model = "vae"\n[data]\nclasses = 3\n', r"`classes` must be list"),
         ('model = "vae\n', r"not valid TOML"),
     ],
 )
@@ -65,3 +67,9 @@ def test_networks_are_not_recipe_options(tmp_path):
     for model, network in (("vae", "encoder"), ("gan", "generator"), ("hvae", "top_down")):
         with pytest.raises(recipes.RecipeError, match=f"unknown key\\(s\\) {network}"):
             recipes.load_recipe(write(tmp_path, f'model = "{model}"\n[model_options]\n{network} = 3\n'))
+
+
+def test_data_classes_are_validated_and_sorted(tmp_path):
+    recipe = recipes.load_recipe(write(tmp_path, 'model = "vae"\n[data]\nclasses = [7, 2, 7]\n'))
+    assert recipe.data["classes"] == [2, 7]
+    assert recipes.load_recipe(write(tmp_path, 'model = "vae"\n', name="plain.toml")).data["classes"] == []

@@ -20,6 +20,8 @@ from keras_gen.models import CGAN
 from keras_gen.models import DCGAN
 from keras_gen.models import GAN
 from keras_gen.models import WGANGP
+from keras_gen.models import VAEGAN
+from keras_gen.models import AAE
 from tests import helpers
 
 
@@ -113,3 +115,22 @@ def cgan():
 
 
 TINY_MODELS.update({"gan": gan, "dcgan": dcgan, "wgan_gp": wgan_gp, "cgan": cgan})
+
+
+# === Adversarial hybrids ===
+def vae_gan():
+    model = VAEGAN(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, discriminator_filters=(4, 8), discriminator_hidden_units=8, seed=0)
+    model.compile()
+    return model, tiny_batches()
+
+
+TINY_MODELS["vae_gan"] = vae_gan
+
+
+def aae():
+    model = AAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, filters=(4, 8), discriminator_units=(8,), seed=0)
+    model.compile()
+    return model, tiny_batches()
+
+
+TINY_MODELS["aae"] = aae

@@ -1,0 +1,290 @@
+"""Anomaly detection: ROC-AUC, thresholds at a false-positive rate, and the one-class protocol.
+
+The one-class protocol on Fashion-MNIST: a model is trained on the training images of one class (the
+normal class), except for held-out images of that class, which calibrate its score; it then scores all
+10,000 test images, of which that class's 1,000 are normal and the other 9,000 anomalies. The figures
+are the ROC-AUC of the scores (free of any threshold) and, at the threshold at which a chosen fraction of
+the held-out normal images is flagged, the detection rate (the anomalies flagged) and the false-positive
+rate met on the normal test images.
+
+Scores are "higher means more anomalous" throughout; an image is flagged when its score is above the
+threshold.
+
+Example:
+>>> roc_auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True])
+0.75
+"""
+
+import pathlib
+
+import keras_gen  # noqa: F401
+import numpy as np
+import tensorflow as tf
+
+
+def _vector(values, name):
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be a 1-d array (one value per example), got shape {values.shape}.")
+    return values
+
+
+def _finite_scores(scores, name="scores"):
+    scores = _vector(scores, name)
+    if not (np.issubdtype(scores.dtype, np.number) and not np.issubdtype(scores.dtype, np.complexfloating)):
+        raise ValueError(f"{name} must be real numbers, got dtype {scores.dtype}.")
+    scores = scores.astype(np.float64)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"{name} hold {int(np.sum(~np.isfinite(scores)))} NaN or infinite value(s); score finite numbers only.")
+    return scores
+
+
+def _labels(is_anomaly, count):
+    labels = _vector(is_anomaly, "is_anomaly")
+    if len(labels) != count:
+        raise ValueError(f"is_anomaly has {len(labels)} entries but there are {count} scores; give one label per score.")
+    if labels.dtype != bool:
+        if not np.issubdtype(labels.dtype, np.integer) or not np.all(np.isin(labels, (0, 1))):
+            raise ValueError(f"is_anomaly must be booleans (or 0/1), got values like {labels[:5].tolist()} of dtype {labels.dtype}.")
+        labels = labels.astype(bool)
+    return labels
+
+
+def roc_auc(scores, is_anomaly):
+    """The area under the ROC curve of `scores` for telling anomalies from normal examples.
+
+    Computed from ranks (the Mann-Whitney U statistic): the probability that a randomly chosen anomaly
+    scores higher than a randomly chosen normal example, a tie counting one half.
+
+    Args:
+        scores: [n] real scores, higher meaning more anomalous.
+        is_anomaly: [n] booleans (or 0/1), True for the anomalies.
+
+    Returns:
+        A float in [0, 1] (0.5: no better than chance).
+
+    Raises:
+        ValueError: for mismatched or non-finite inputs, or when either class is missing.
+    """
+    scores = _finite_scores(scores)
+    labels = _labels(is_anomaly, len(scores))
+    num_anomalies = int(labels.sum())
+    num_normal = len(labels) - num_anomalies
+    if not num_anomalies or not num_normal:
+        missing = "anomalies" if not num_anomalies else "normal examples"
+        raise ValueError(f"ROC-AUC needs both anomalies and normal examples; these {len(labels)} labels hold no {missing}.")
+    # Tied scores share the mean of the ranks they span (1-based), which makes each tie count one half.
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(counts)
+    mean_rank = last_rank - (counts - 1) / 2.0
+    ranks = mean_rank[inverse]
+    u_statistic = ranks[labels].sum() - num_anomalies * (num_anomalies + 1) / 2.0
+    return float(u_statistic / (num_anomalies * num_normal))
+
+
+def threshold_at_fpr(normal_scores, fpr):
+    """The lowest threshold at which at most a fraction `fpr` of `normal_scores` lies above it.
+
+    Calibrate it on held-out normal data; then flag an example when its score is above the threshold. On
+    the calibration scores the flagged fraction is at most `fpr` (below it where tied scores straddle the
+    cut), and on new normal data about `fpr`.
+
+    Args:
+        normal_scores: [n] scores of held-out normal examples.
+        fpr: the false-positive rate to allow, in [0, 1): a number, or an array of them.
+
+    Returns:
+        The threshold (one of the scores), with `fpr`'s shape.
+    """
+    scores = np.sort(_finite_scores(normal_scores, "normal_scores"))
+    if not len(scores):
+        raise ValueError("threshold_at_fpr needs held-out normal scores; it got none.")
+    rates = np.asarray(fpr, dtype=np.float64)
+    if not np.all((rates >= 0.0) & (rates < 1.0)):
+        raise ValueError(f"fpr must be in [0, 1), got {fpr!r}.")
+    # With k = ceil(n (1 - fpr)), n - k <= n fpr scores lie above the k-th smallest; the tolerance keeps
+    # float rounding (e.g. 100 * (1 - 0.07) = 93.000...01) from moving k up by one.
+    kept = np.ceil(len(scores) * (1.0 - rates) - 1e-9).astype(np.int64)
+    return scores[np.clip(kept, 1, len(scores)) - 1]
+
+
+def detection_rates(scores, is_anomaly, threshold):
+    """{"detection_rate", "false_positive_rate"}: the fraction of anomalies and of normal examples whose
+    score is above `threshold` (NaN for a class that is absent)."""
+    scores = _finite_scores(scores)
+    labels = _labels(is_anomaly, len(scores))
+    flagged = scores > threshold
+
+    def fraction(mask):
+        return float(flagged[mask].mean()) if mask.any() else float("nan")
+
+    return {"detection_rate": fraction(labels), "false_positive_rate": fraction(~labels)}
+
+
+# === Scoring models and exports ===
+class AnomalyScorer:
+    """Anomaly scores and calibrated thresholds of a model, live or exported.
+
+    Build one with `AnomalyScorer.from_model` (a zoo model with `anomaly_score` and `anomaly_threshold`
+    endpoints, e.g. `keras_gen.models.AAE`), `from_export` (a SavedModel's signatures, with TensorFlow
+    alone) or `load` (either, from a path).
+
+    Args:
+        score_fn: images float32 [n, h, w, c] -> scores [n].
+        threshold_fn: fpr float32 [n] -> (thresholds [n], normal classes int64 [n]).
+        name: what the tables call it.
+    """
+
+    def __init__(self, score_fn, threshold_fn, name="model"):
+        self.score_fn = score_fn
+        self.threshold_fn = threshold_fn
+        self.name = name
+
+    def score(self, images, batch_size=500):
+        """Scores of `images` (float32 in [0, 1]), scored `batch_size` at a time."""
+        images = np.asarray(images, np.float32)
+        parts = [np.asarray(self.score_fn(tf.constant(images[start : start + batch_size]))) for start in range(0, len(images), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros([0], np.float32)
+
+    def calibration(self, fpr):
+        """(threshold, normal class) at false-positive rate `fpr`; the threshold is NaN for an uncalibrated
+        model and the class -1 for one trained on all classes."""
+        thresholds, classes = self.threshold_fn(tf.constant([fpr], tf.float32))
+        return float(np.asarray(thresholds)[0]), int(np.asarray(classes)[0])
+
+    @staticmethod
+    def _check_signatures(names, where):
+        missing = [name for name in ("anomaly_score", "anomaly_threshold") if name not in names]
+        if missing:
+            raise ValueError(
+                f"{where} has no {' or '.join(missing)} endpoint, so it cannot score anomalies (an `aae` can); "
+                f"its endpoints: {', '.join(sorted(names))}."
+            )
+
+    @classmethod
+    def from_model(cls, model, name=None):
+        endpoints = {endpoint.name: endpoint for endpoint in model.serving_endpoints()}
+        cls._check_signatures(endpoints, type(model).__name__)
+        score = tf.function(endpoints["anomaly_score"].fn, input_signature=endpoints["anomaly_score"].input_signature)
+        threshold = endpoints["anomaly_threshold"]
+
+        def threshold_fn(fpr):
+            outputs = threshold.fn(fpr)
+            return outputs["threshold"], outputs["normal_class"]
+
+        name = name or getattr(model, "zoo_name", type(model).__name__)
+        return cls(lambda images: score(images)["score"], threshold_fn, name=name)
+
+    @classmethod
+    def from_export(cls, path, name=None):
+        from keras_gen import export
+
+        version_dir = export.latest_version_dir(path)
+        loaded = tf.saved_model.load(str(version_dir))
+        cls._check_signatures(loaded.signatures, str(version_dir))
+        score = loaded.signatures["anomaly_score"]
+        threshold = loaded.signatures["anomaly_threshold"]
+
+        def score_fn(images):
+            return score(images=images)["score"]
+
+        def threshold_fn(fpr):
+            outputs = threshold(fpr=fpr)
+            return outputs["threshold"], outputs["normal_class"]
+
+        score_fn.loaded = loaded  # keeps the SavedModel's variables alive as long as the scorer
+        return cls(score_fn, threshold_fn, name=name or pathlib.Path(version_dir).parent.name)
+
+    @classmethod
+    def load(cls, path, name=None):
+        """From an export folder (`<export_dir>/<model>[/<version>]`) or a `.keras` checkpoint."""
+        path = pathlib.Path(path)
+        if path.is_file() and path.suffix == ".keras":
+            import keras
+
+            from keras_gen import registry
+
+            registry.model_names()  # registers the zoo's classes so the file can be rebuilt
+            return cls.from_model(keras.models.load_model(path), name=name or str(path))
+        if path.is_dir():
+            return cls.from_export(path, name=name or str(path))
+        raise FileNotFoundError(f"{path} is neither a .keras checkpoint nor an export folder (<export_dir>/<model>[/<version>]).")
+
+
+# === The one-class protocol ===
+def fashion_mnist_test_set(num_images=None, source_dir=None, data_dir=None):
+    """(images float32 [n, 28, 28, 1] in [0, 1], labels int64 [n]): the Fashion-MNIST test split, all of
+    it or its first `num_images`."""
+    from keras_gen import data
+
+    images, labels = data.load_fashion_mnist(source_dir=source_dir, data_dir=data_dir)["test"]
+    if num_images is not None:
+        if num_images < 1:
+            raise ValueError(f"num_images must be at least 1, got {num_images}.")
+        images, labels = images[:num_images], labels[:num_images]
+    return data.preprocess(images, "scale").numpy(), np.asarray(labels, np.int64)
+
+
+def evaluate_one_class(scorer, images, labels, fpr=0.05, batch_size=500):
+    """Scores a one-class detector on labelled images: the normal class is the scorer's own.
+
+    Returns:
+        {"name", "normal_class", "auroc", "threshold", "detection_rate", "false_positive_rate",
+        "num_normal", "num_anomalies"}; the last four rates are NaN for an uncalibrated model.
+    """
+    threshold, normal_class = scorer.calibration(fpr)
+    if normal_class < 0:
+        raise ValueError(
+            f"{scorer.name} was trained on all classes and has no normal class. The one-class protocol needs a model "
+            "trained on one class: `keras-gen train aae --normal-class N` (or normal_class = N in the recipe's [model_options])."
+        )
+    labels = np.asarray(labels)
+    is_anomaly = labels != normal_class
+    scores = scorer.score(images, batch_size=batch_size)
+    row = {
+        "name": scorer.name,
+        "normal_class": normal_class,
+        "auroc": roc_auc(scores, is_anomaly),
+        "threshold": threshold,
+        "num_normal": int((~is_anomaly).sum()),
+        "num_anomalies": int(is_anomaly.sum()),
+    }
+    if np.isnan(threshold):
+        row.update(detection_rate=float("nan"), false_positive_rate=float("nan"))
+    else:
+        row.update(detection_rates(scores, is_anomaly, threshold))
+    return row
+
+
+def format_anomaly_table(rows, fpr, class_names=None, markdown=False):
+    """The one-class table: per normal class its ROC-AUC, threshold, detection rate and test FPR, then the means."""
+    if class_names is None:
+        from keras_gen.data import CLASS_NAMES as class_names
+    header = ("normal class", "ROC-AUC", f"threshold (FPR {fpr:g})", "detection rate", "test FPR")
+
+    def percent(value):
+        return "n/a" if np.isnan(value) else f"{100 * value:.1f} %"
+
+    lines = []
+    for row in sorted(rows, key=lambda row: row["normal_class"]):
+        label = f"{row['normal_class']} {class_names[row['normal_class']]}" if row["normal_class"] < len(class_names) else str(row["normal_class"])
+        threshold = "n/a" if np.isnan(row["threshold"]) else f"{row['threshold']:.3f}"
+        lines.append((label, f"{row['auroc']:.4f}", threshold, percent(row["detection_rate"]), percent(row["false_positive_rate"])))
+    if rows:
+        lines.append(
+            (
+                f"mean of {len(rows)}",
+                f"{np.mean([row['auroc'] for row in rows]):.4f}",
+                "",
+                percent(np.mean([row["detection_rate"] for row in rows])),
+                percent(np.mean([row["false_positive_rate"] for row in rows])),
+            )
+        )
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(line) + " |" for line in lines]
+        return "\n".join(out)
+    widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
+    out = ["  ".join(f"{cell:<{widths[i]}}" if i == 0 else f"{cell:>{widths[i]}}" for i, cell in enumerate(line)) for line in [header, *lines]]
+    out.insert(1, "-" * len(out[0]))
+    return "\n".join(out)

@@ -1,0 +1,320 @@
+"""VAE-GAN (Larsen et al., 2016, "Autoencoding beyond pixels using a learned similarity metric").
+
+A VAE whose decoder is also a GAN's generator. Pixel-wise errors reward blurry reconstructions; here a
+reconstruction x~ = Dec(z), z ~ q(z | x), is judged in the feature space of the GAN's discriminator
+instead: -log N(Dis_l(x); Dis_l(x~), I), the Gaussian likelihood of the real image's features at its
+l-th layer given the reconstruction's. The three networks learn from one forward pass, each with its
+own loss and optimizer:
+
+- encoder: beta * KL(q(z | x) || p(z)) + feature reconstruction (the GAN loss does not reach it);
+- decoder: feature_weight * feature reconstruction (the paper's gamma) + the generator's GAN loss on
+  both the reconstructions Dec(Enc(x)) and the samples Dec(z_p), z_p ~ p(z);
+- discriminator: the GAN loss, real images against both reconstructions and samples (the feature
+  reconstruction does not reach it, or it could shrink its features to make every image look alike).
+
+The likelihood has unit variance, so the features' scale sets the weight of reconstruction against the
+KL term: the default discriminator normalises its layers (LayerNorm), without which its features start
+tiny and the encoder's code collapses onto the prior.
+
+Everything else, from the posterior and the prior to the endpoints and the TensorBoard grids, is the
+VAE's.
+"""
+
+import keras_gen  # noqa: F401
+import keras
+import tensorflow as tf
+
+from keras_gen import distributions
+from keras_gen import losses
+from keras_gen import networks
+from keras_gen.export import Endpoint
+from keras_gen.models.gan import resolve_loss
+from keras_gen.models.vae import VAE
+from keras_gen.registry import register_model
+
+# The default optimizers: Adam at Larsen et al.'s rate (they used RMSProp(3e-4)) with DCGAN's beta_1 = 0.5,
+# as the zoo's GANs use; pass RMSprop instances to `compile` for the paper's choice.
+DEFAULT_LEARNING_RATE = 3e-4
+DEFAULT_BETA_1 = 0.5
+
+# (optimizer, the network it updates, the per-example term it minimises, its gradient-norm metric).
+UPDATES = (
+    ("e_optimizer", "encoder", "encoder_loss", "e_grad_norm"),
+    ("g_optimizer", "decoder", "decoder_loss", "g_grad_norm"),
+    ("d_optimizer", "discriminator", "d_loss", "d_grad_norm"),
+)
+
+
+@register_model("vae_gan")
+class VAEGAN(VAE):
+    """A VAE-GAN: a VAE whose reconstruction error is measured by its GAN discriminator's features.
+
+    `fit` takes batches of images in [0, 1] (data preprocessing "scale"); the decoder outputs logits and
+    images are sigmoid(logits), as in the VAE. Each step draws one z ~ q(z | x) and one z_p ~ p(z) per
+    image, shows the discriminator the real, reconstructed and sampled batches in one call, and updates
+    encoder, decoder and discriminator simultaneously, each on its own loss (see the module docstring).
+
+    `fit` reports, per image: `kl` and `feature_reconstruction` (-log N(Dis_l(x); Dis_l(x~), I), in nats,
+    so it includes the constant num_features / 2 * log(2 pi)); `pixel_reconstruction` (the VAE's Bernoulli
+    -log p(x | z), for monitoring; it enters the losses only with `pixel_weight`); `encoder_loss`,
+    `decoder_loss`, `g_loss` (the generator's GAN loss, the mean over reconstructions and samples) and
+    `d_loss` (the discriminator's, real against each generated batch, averaged); `d_real`, `d_fake` and
+    `d_reconstruction` (the mean of D(x), D(Dec(z_p)) and D(Dec(Enc(x))): probabilities for the
+    cross-entropy losses, raw scores otherwise); and each network's gradient norm.
+
+    Args:
+        encoder: a Keras model, images -> [mean, log_variance]; defaults to `networks.conv_encoder`.
+        decoder: a Keras model, z -> logits shaped like the images; defaults to `networks.conv_decoder`.
+        discriminator: a Keras model, images -> [features, score] (features [batch, ...] of a hidden
+            layer, best normalised to a unit scale, and one raw score per image); defaults to
+            `networks.feature_discriminator`.
+        image_shape: (height, width, channels) of the images.
+        latent_dim: size of z.
+        loss: a name in `keras_gen.losses.GAN_LOSSES` or a pair (discriminator_loss, generator_loss) of
+            registered functions, as in `GAN`.
+        feature_weight: gamma, the weight of the feature reconstruction in the decoder's loss against
+            the GAN loss (the encoder always weighs it 1).
+        pixel_weight: weight of the pixel-space Bernoulli reconstruction added to the encoder's and the
+            decoder's losses (0: Larsen et al.'s model). An option for stability: a small weight ties
+            reconstructions to the pixels while the discriminator's features still change quickly.
+        beta: weight of the KL term in the encoder's loss.
+        kl_warmup_epochs: epochs over which that weight ramps from 0 to `beta` (0: no warm-up).
+        discriminator_filters: channels of the default discriminator's stride-2 convolutions.
+        discriminator_hidden_units: width of its dense layer before the score (0: none).
+        feature_block: which of its convolution blocks gives the features, the paper's l (-1: the last).
+        seed: seed of all the model's noise.
+
+    Example:
+    >>> vae_gan = VAEGAN(image_shape=(28, 28, 1), latent_dim=32, feature_weight=0.1, seed=0)
+    >>> vae_gan.compile_recipe(e_learning_rate=3e-4, g_learning_rate=3e-4, d_learning_rate=3e-4)
+    >>> vae_gan.fit(images_in_0_1, epochs=10, batch_size=64)  # doctest: +SKIP
+    """
+
+    metric_names = (
+        "kl",
+        "feature_reconstruction",
+        "pixel_reconstruction",
+        "encoder_loss",
+        "decoder_loss",
+        "g_loss",
+        "d_loss",
+        "d_real",
+        "d_fake",
+        "d_reconstruction",
+        "e_grad_norm",
+        "g_grad_norm",
+        "d_grad_norm",
+    )
+    nested_models = ("encoder", "decoder", "discriminator")
+    optimizer_names = tuple(update[0] for update in UPDATES)
+    # An autoencoder first ("autoencoding beyond pixels"): its serving_default is the VAE's.
+    default_endpoint = "reconstruct"
+
+    def __init__(
+        self,
+        encoder=None,
+        decoder=None,
+        discriminator=None,
+        image_shape=(28, 28, 1),
+        latent_dim=16,
+        loss="non_saturating",
+        feature_weight=0.1,
+        pixel_weight=0.0,
+        beta=1.0,
+        kl_warmup_epochs=0,
+        discriminator_filters=(32, 64, 128),
+        discriminator_hidden_units=256,
+        feature_block=-1,
+        seed=None,
+        **kwargs,
+    ):
+        # The pixel likelihood is Bernoulli: a Gaussian's learned scale would belong to no network's optimizer.
+        super().__init__(
+            encoder=encoder,
+            decoder=decoder,
+            image_shape=image_shape,
+            latent_dim=latent_dim,
+            likelihood="bernoulli",
+            beta=beta,
+            kl_warmup_epochs=kl_warmup_epochs,
+            seed=seed,
+            **kwargs,
+        )
+        # === Config ===
+        self.loss_name = loss if isinstance(loss, str) else None
+        self.d_loss_fn, self.g_loss_fn = resolve_loss(loss)
+        self.feature_weight = float(feature_weight)
+        self.pixel_weight = float(pixel_weight)
+        self.discriminator_filters = tuple(int(f) for f in discriminator_filters)
+        self.discriminator_hidden_units = int(discriminator_hidden_units)
+        self.feature_block = int(feature_block)
+        if self.feature_weight < 0 or self.pixel_weight < 0:
+            raise ValueError(f"feature_weight and pixel_weight must be 0 or more, got {feature_weight} and {pixel_weight}.")
+        # === Layers ===
+        if discriminator is not None and not isinstance(discriminator, keras.layers.Layer):
+            raise ValueError(f"discriminator must be a Keras model (or None for the default), got {discriminator!r}.")
+        if discriminator is None:
+            discriminator = networks.feature_discriminator(
+                self.image_shape, self.discriminator_filters, feature_block=self.feature_block, hidden_units=self.discriminator_hidden_units
+            )
+        self.discriminator = discriminator
+        self._check_discriminator()
+        for name in self.optimizer_names:
+            setattr(self, name, None)
+
+    def _check_discriminator(self):
+        outputs = self.discriminator(tf.zeros([2, *self.image_shape]))
+        if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
+            raise ValueError(
+                "A VAE-GAN's discriminator must return [features, score]: the features of one of its hidden layers "
+                "(the learned similarity metric) and one score per image. Build it with "
+                "keras_gen.networks.feature_discriminator, or as keras.Model(images, [hidden_layer_output, score])."
+            )
+        features, scores = outputs
+        if tuple(scores.shape) not in ((2,), (2, 1)):
+            raise ValueError(f"The discriminator's second output must be one score per image, [batch, 1], but it is {tuple(scores.shape)}.")
+        if features.shape.rank < 2 or features.shape[0] != 2:
+            raise ValueError(f"The discriminator's first output must be features per image, [batch, ...], but it is {tuple(features.shape)}.")
+
+    # === The discriminator ===
+    def discriminate(self, images, training=False):
+        """(features [batch, num_features], raw scores [batch]) of `images` in [0, 1]."""
+        features, scores = self.discriminator(images, training=training)
+        batch = tf.shape(images)[0]
+        return tf.reshape(tf.cast(features, tf.float32), [batch, -1]), tf.reshape(tf.cast(scores, tf.float32), [batch])
+
+    def probabilities(self, scores):
+        """What `d_real`/`d_fake` report: D = sigmoid(logits) for the cross-entropy losses, else the raw scores."""
+        return tf.sigmoid(scores) if self.loss_name in losses.PROBABILITY_GAN_LOSSES else scores
+
+    # === Inputs ===
+    def check_training_images(self, images):
+        """Checks a training batch: float images of `image_shape` with values in [0, 1]."""
+        images = self.check_images(images)
+        message = f"{type(self).__name__} trains on images in [0, 1]; scale them with data preprocessing 'scale' (x / 255)."
+        checks = [
+            tf.debugging.assert_greater_equal(tf.reduce_min(images), -1e-3, message=message),
+            tf.debugging.assert_less_equal(tf.reduce_max(images), 1.0 + 1e-3, message=message),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(images)
+
+    # === Losses, shared by train_step and test_step ===
+    def compute_losses(self, images, labels=None, training=False):
+        """Per-example terms of the three losses and what `fit` reports (see the class docstring)."""
+        images = self.check_training_images(images)
+        z, terms = self.latent_terms(images, labels, training=training)
+        reconstruction = self.likelihood(z, labels, training=training)
+        prior_codes = self.prior().sample(tf.shape(images)[0], seed=self.next_seed())
+        samples = self.likelihood(prior_codes, labels, training=training).mean()
+        # One discriminator pass over the three batches (the default discriminator has no BatchNorm, so
+        # an image's output does not depend on the others').
+        features, scores = self.discriminate(tf.concat([images, reconstruction.mean(), samples], axis=0), training=training)
+        real_features, reconstruction_features, _ = tf.split(features, 3)
+        real, reconstructed, sampled = tf.split(scores, 3)
+
+        kl = terms["kl"]
+        feature_reconstruction = -distributions.feature_likelihood(reconstruction_features).log_prob(real_features)
+        pixel_reconstruction = -reconstruction.log_prob(images)
+        g_loss = 0.5 * (self.g_loss_fn(reconstructed) + self.g_loss_fn(sampled))
+        pixel_term = self.pixel_weight * pixel_reconstruction
+        return {
+            "kl": kl,
+            "feature_reconstruction": feature_reconstruction,
+            "pixel_reconstruction": pixel_reconstruction,
+            "encoder_loss": tf.cast(self.kl_weight, kl.dtype) * terms.get("kl_penalty", kl) + feature_reconstruction + pixel_term,
+            "decoder_loss": self.feature_weight * feature_reconstruction + g_loss + pixel_term,
+            "g_loss": g_loss,
+            "d_loss": 0.5 * (self.d_loss_fn(real, reconstructed) + self.d_loss_fn(real, sampled)),
+            "d_real": self.probabilities(real),
+            "d_fake": self.probabilities(sampled),
+            "d_reconstruction": self.probabilities(reconstructed),
+        }
+
+    # === Training ===
+    def compile(self, e_optimizer=None, g_optimizer=None, d_optimizer=None, run_eagerly=False, jit_compile="auto", steps_per_execution=1):
+        """Configures the three optimizers (Keras' own `optimizer`, `loss` and `metrics` have no use here).
+
+        Args:
+            e_optimizer: the encoder's optimizer (an instance, a name or a config); defaults to
+                Adam(3e-4, beta_1=0.5).
+            g_optimizer: the decoder's (generator's) optimizer; the same default.
+            d_optimizer: the discriminator's optimizer; the same default.
+            run_eagerly: as in `keras.Model.compile`.
+            jit_compile: as in `keras.Model.compile` ("auto": XLA on GPUs, not on CPUs).
+            steps_per_execution: as in `keras.Model.compile`.
+        """
+        self.compile_optimizers(
+            {"e_optimizer": e_optimizer, "g_optimizer": g_optimizer, "d_optimizer": d_optimizer},
+            run_eagerly=run_eagerly,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
+
+    def optimizer_variables(self, name):
+        network = {update[0]: update[1] for update in UPDATES}[name]
+        return getattr(self, network).trainable_variables
+
+    def default_optimizer(self, name):
+        del name
+        return keras.optimizers.Adam(DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1)
+
+    def compile_recipe(
+        self,
+        e_learning_rate=DEFAULT_LEARNING_RATE,
+        g_learning_rate=DEFAULT_LEARNING_RATE,
+        d_learning_rate=DEFAULT_LEARNING_RATE,
+        beta_1=DEFAULT_BETA_1,
+        beta_2=0.999,
+    ):
+        """Compiles the model as the zoo's recipes do: Adam for each of the three networks."""
+        self.compile(
+            e_optimizer=keras.optimizers.Adam(e_learning_rate, beta_1=beta_1, beta_2=beta_2),
+            g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2),
+            d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
+        )
+
+    def train_step(self, data):
+        self.require_optimizers()
+        images, labels = self.unpack(data)
+        with tf.GradientTape(persistent=True) as tape:
+            terms = self.compute_losses(images, labels, training=True)
+            scaled = {name: getattr(self, name).scale_loss(losses.global_batch_mean(terms[objective])) for name, _, objective, _ in UPDATES}
+        # Every gradient before any update: the three networks learn from the same forward pass.
+        gradients = {name: tape.gradient(scaled[name], self.optimizer_variables(name)) for name, _, _, _ in UPDATES}
+        del tape
+        for name, _, _, norm in UPDATES:
+            optimizer = getattr(self, name)
+            optimizer.apply(gradients[name], self.optimizer_variables(name))
+            terms[norm] = self.gradient_norm(gradients[name], optimizer)
+        return self.update_metrics(terms)
+
+    def test_step(self, data):
+        images, labels = self.unpack(data)
+        terms = self.compute_losses(images, labels, training=False)
+        # Gradient norms belong to training; leaving them out keeps `val_*` free of meaningless zeros.
+        return {name: value for name, value in self.update_metrics(terms).items() if name in terms}
+
+    # === Serving: the VAE's endpoints and the discriminator's score ===
+    def score(self, images):
+        return {"score": self.discriminate(images)[1]}
+
+    def serving_endpoints(self):
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        return [*super().serving_endpoints(), Endpoint("score", self.score, [images])]
+
+    # === Serialisation ===
+    def get_config(self):
+        config = super().get_config()
+        del config["likelihood"]
+        config.update(
+            {
+                "loss": self.loss_name or [keras.saving.get_registered_name(fn) for fn in (self.d_loss_fn, self.g_loss_fn)],
+                "feature_weight": self.feature_weight,
+                "pixel_weight": self.pixel_weight,
+                "discriminator_filters": list(self.discriminator_filters),
+                "discriminator_hidden_units": self.discriminator_hidden_units,
+                "feature_block": self.feature_block,
+            }
+        )
+        return config
