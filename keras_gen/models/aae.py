@@ -164,9 +164,6 @@ class AAE(GenerativeModel):
         self.score_thresholds = self.add_weight(
             shape=(THRESHOLD_LEVELS,), initializer=keras.initializers.Constant(float("nan")), trainable=False, name="score_thresholds"
         )
-        self.ae_optimizer = None
-        self.d_optimizer = None
-        self.g_optimizer = None
         self.built = True
 
     def _check_networks(self):
@@ -337,8 +334,7 @@ class AAE(GenerativeModel):
     def test_step(self, data):
         images, _ = self.unpack(data)
         terms = self.compute_losses(self.check_training_images(images))
-        # Gradient norms belong to training; leaving them out keeps `val_*` free of meaningless zeros.
-        return {name: value for name, value in self.update_metrics(terms).items() if name in terms}
+        return self.update_metrics(terms, only_given=True)
 
     def call(self, images, training=False):
         """The reconstruction of `images` (deterministic)."""

@@ -35,18 +35,23 @@ class GenerativeModel(keras.Model):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
+        # Set by `compile_optimizers`; None until the model is compiled.
+        for name in self.optimizer_names:
+            setattr(self, name, None)
 
     @property
     def metrics(self):
         # Listing the trackers lets Keras reset them at the start of each epoch.
         return list(self.trackers.values())
 
-    def update_metrics(self, values):
-        """Feeds each per-example (or scalar) value to its tracker and returns every tracker's result."""
+    def update_metrics(self, values, only_given=False):
+        """Feeds each per-example (or scalar) value to its tracker and returns every tracker's result, or
+        with `only_given` only those of `values` (so that, e.g., `val_*` logs leave out the gradient
+        norms that only training computes, rather than report meaningless zeros)."""
         for name, value in values.items():
             if name in self.trackers:
                 self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return {name: tracker.result() for name, tracker in self.trackers.items() if not only_given or name in values}
 
     # === Training ===
     def gradient_step(self, loss_terms, objective="loss"):

@@ -186,7 +186,7 @@ class SemiSupervisedClassifier(GenerativeModel):
         images, labels = self.unpack(data)
         terms = self.compute_losses(images, labels, training=False)
         # Evaluation scores the labels only; a `val_reconstruction` of zero would mislead.
-        return {name: value for name, value in self.update_metrics(terms).items() if name in terms}
+        return self.update_metrics(terms, only_given=True)
 
     def call(self, images, training=False):
         """Class probabilities [batch, num_classes]."""

@@ -145,8 +145,6 @@ class GAN(GenerativeModel):
         # Real and generated batches go through the discriminator in one call (fewer, larger ops: faster on
         # CPUs) unless it has BatchNorm, whose batch statistics would then mix the two.
         self.joint_discriminator_pass = not has_batch_norm(self.discriminator)
-        self.d_optimizer = None
-        self.g_optimizer = None
         self.built = True
 
     # === What variants override ===
@@ -314,8 +312,7 @@ class GAN(GenerativeModel):
         fake = self.generate_images(self.normal([tf.shape(real)[0], self.latent_dim]), labels)
         terms = self.discriminator_losses(real, fake, labels)
         terms.update(self.generator_losses(fake, labels))
-        # Gradient norms belong to training; leaving them out keeps `val_*` free of meaningless zeros.
-        return {name: value for name, value in self.update_metrics(terms).items() if name in terms}
+        return self.update_metrics(terms, only_given=True)
 
     def call(self, inputs, training=False):
         """Generated images in [0, 1] for `z` (a conditional GAN takes `(z, labels)`); deterministic."""

@@ -159,8 +159,6 @@ class VAEGAN(VAE):
             )
         self.discriminator = discriminator
         self._check_discriminator()
-        for name in self.optimizer_names:
-            setattr(self, name, None)
 
     def _check_discriminator(self):
         outputs = self.discriminator(tf.zeros([2, *self.image_shape]))
@@ -292,8 +290,7 @@ class VAEGAN(VAE):
     def test_step(self, data):
         images, labels = self.unpack(data)
         terms = self.compute_losses(images, labels, training=False)
-        # Gradient norms belong to training; leaving them out keeps `val_*` free of meaningless zeros.
-        return {name: value for name, value in self.update_metrics(terms).items() if name in terms}
+        return self.update_metrics(terms, only_given=True)
 
     # === Serving: the VAE's endpoints and the discriminator's score ===
     def score(self, images):
