@@ -163,6 +163,49 @@ def test_anomaly_weight_zero_scores_by_reconstruction_alone():
     assert model.anomaly_threshold(tf.constant([0.1]))["normal_class"].numpy().tolist() == [4]
 
 
+def box_mean(x, size):
+    """Each pixel's mean over the in-image pixels of its size x size neighbourhood, by loops."""
+    half = size // 2
+    out = np.zeros_like(x)
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            window = x[:, max(i - half, 0) : i + half + 1, max(j - half, 0) : j + half + 1, :]
+            out[:, i, j, :] = window.mean(axis=(1, 2))
+    return out
+
+
+def test_smoothed_reconstruction_error_compares_neighbourhood_means():
+    model = tiny_aae(error_smoothing=3)
+    x = images(4, seed=6)
+    reconstruction = 1 / (1 + np.exp(-model.decoder(model.encoder(x, training=False), training=False).numpy()))
+    expected = ((box_mean(reconstruction, 3) - box_mean(x, 3)) ** 2).mean(axis=(1, 2, 3))
+    unsmoothed = ((reconstruction - x) ** 2).mean(axis=(1, 2, 3))
+    got = model.anomaly_score(x)["reconstruction_error"].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+    assert np.all(got < unsmoothed)  # averaging cancels part of the pixel-level differences
+    assert tiny_aae(error_smoothing=3).get_config()["error_smoothing"] == 3
+
+
+def test_bench_score_forms_match_the_models_own_error():
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.spec_from_file_location("anomaly_variants", pathlib.Path(__file__).parent.parent / "bench" / "anomaly_variants.py")
+    variants = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(variants)
+    model = tiny_aae()
+    x = images(40, seed=9)
+    is_anomaly = np.arange(40) % 3 == 0
+    aucs = variants.score_forms(model, x, is_anomaly, batch_size=16)
+    smoothed = tiny_aae(error_smoothing=3)
+    smoothed.set_weights(model.get_weights())
+    for column, scorer in (("per pixel", model), ("3x3 mean", smoothed)):
+        error = scorer.anomaly_score(x)["reconstruction_error"].numpy()
+        assert aucs[column] == pytest.approx(anomaly.roc_auc(error, is_anomaly), abs=1e-9), column
+    assert aucs["-log p(z)"] == pytest.approx(anomaly.roc_auc(-model.anomaly_score(x)["log_density"].numpy(), is_anomaly))
+    assert "3x3 mean + 1 density" in aucs
+
+
 def test_uncalibrated_thresholds_are_nan():
     assert np.isnan(tiny_aae().anomaly_threshold(tf.constant([0.05]))["threshold"].numpy()).all()
     assert np.asarray(tiny_aae().score_thresholds).shape == (THRESHOLD_LEVELS,)
@@ -225,6 +268,8 @@ def test_one_class_model_asks_for_its_class_and_a_conflicting_recipe_is_refused(
         ({"reconstruction_loss": "l1"}, "Unknown reconstruction_loss 'l1'"),
         ({"loss": "bogus"}, "Unknown GAN loss 'bogus'"),
         ({"anomaly_weight": -1.0}, "anomaly_weight must be 0 or more"),
+        ({"error_smoothing": 2}, "error_smoothing must be an odd int"),
+        ({"error_smoothing": 0}, "error_smoothing must be an odd int"),
         ({"discriminator": "mlp"}, "discriminator must be a Keras model"),
     ],
 )

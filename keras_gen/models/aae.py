@@ -55,8 +55,11 @@ class AAE(GenerativeModel):
     (`distributions.ring_mixture`; needs latent_dim >= 2).
 
     Anomaly score. For an image x with code z = encoder(x) and reconstruction x' = sigmoid(decoder(z)):
-    e = mean over pixels of (x' - x)^2, the reconstruction error, and l = log p(z), the code's log
-    density under the prior. The score is
+    e = mean over pixels of (S(x') - S(x))^2, the reconstruction error, where S is the mean over each
+    pixel's `error_smoothing` x `error_smoothing` neighbourhood (the part of it inside the image; 1:
+    no smoothing), and l = log p(z), the code's log density under the prior. Smoothing makes the error
+    count differences of shape more than the fine texture that the decoder misses on every image,
+    normal or not. The score is
 
         score = (e - mean_e) / std_e - anomaly_weight * (l - mean_l) / std_l
 
@@ -88,6 +91,8 @@ class AAE(GenerativeModel):
         discriminator_units: hidden layer widths of the default discriminator.
         anomaly_weight: weight of the standardised log density in the anomaly score (0: reconstruction
             error alone).
+        error_smoothing: odd width of the mean filter applied to the image and its reconstruction
+            before the anomaly score's squared error (1: per-pixel error).
         normal_class: the one class of the data the model is trained on when it is a one-class anomaly
             detector (recipes then keep only that class's images); None: trained on all classes.
         seed: seed of all the model's noise (the prior samples).
@@ -120,6 +125,7 @@ class AAE(GenerativeModel):
         convs_per_stage=1,
         discriminator_units=(256, 256),
         anomaly_weight=1.0,
+        error_smoothing=1,
         normal_class=None,
         seed=None,
         **kwargs,
@@ -133,6 +139,8 @@ class AAE(GenerativeModel):
             raise ValueError(f"normal_class must be a class index (an int >= 0) or None, got {normal_class!r}.")
         if float(anomaly_weight) < 0:
             raise ValueError(f"anomaly_weight must be 0 or more, got {anomaly_weight}.")
+        if isinstance(error_smoothing, bool) or not isinstance(error_smoothing, (int, np.integer)) or error_smoothing < 1 or error_smoothing % 2 == 0:
+            raise ValueError(f"error_smoothing must be an odd int >= 1 (1: no smoothing), got {error_smoothing!r}.")
         # === Config ===
         self.latent_dim = int(latent_dim)
         self.prior_kind = prior
@@ -144,6 +152,7 @@ class AAE(GenerativeModel):
         self.convs_per_stage = int(convs_per_stage)
         self.discriminator_units = tuple(int(u) for u in discriminator_units)
         self.anomaly_weight = float(anomaly_weight)
+        self.error_smoothing = int(error_smoothing)
         self.normal_class = None if normal_class is None else int(normal_class)
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
@@ -371,11 +380,18 @@ class AAE(GenerativeModel):
         statistics = self.score_statistics if statistics is None else statistics
         codes = self.encoder(images, training=False)
         reconstruction = tf.sigmoid(self.decoder(codes, training=False))
-        error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
+        error = tf.reduce_mean(tf.square(self.smooth(reconstruction) - self.smooth(images)), axis=[1, 2, 3])
         log_density = self.prior().log_prob(codes)
         mean_error, std_error, mean_log_density, std_log_density = tf.unstack(tf.cast(statistics, tf.float32))
         score = (error - mean_error) / std_error - self.anomaly_weight * (log_density - mean_log_density) / std_log_density
         return {"score": score, "reconstruction_error": error, "log_density": log_density}
+
+    def smooth(self, images):
+        """Each pixel's mean over the pixels of its error_smoothing x error_smoothing neighbourhood that lie
+        inside the image."""
+        if self.error_smoothing == 1:
+            return images
+        return tf.nn.avg_pool2d(images, ksize=self.error_smoothing, strides=1, padding="SAME")
 
     def anomaly_score(self, images):
         return self.anomaly_terms(images)
@@ -495,6 +511,7 @@ class AAE(GenerativeModel):
                 "convs_per_stage": self.convs_per_stage,
                 "discriminator_units": list(self.discriminator_units),
                 "anomaly_weight": self.anomaly_weight,
+                "error_smoothing": self.error_smoothing,
                 "normal_class": self.normal_class,
             }
         )
