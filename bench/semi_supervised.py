@@ -50,6 +50,13 @@ def parse_args(argv=None):
         default=pipeline.get("fine_tune_reconstruction_weight", 0.0),
         help="fine-tuning also minimises this times the decoder's reconstruction loss on unlabeled images (0: labels only)",
     )
+    parser.add_argument(
+        "--consistency-weight",
+        type=float,
+        default=recipe.model_options.get("consistency_weight", 0.0),
+        help="fine-tuning also minimises this times the pseudo-label cross-entropy on augmented unlabeled images (0: none)",
+    )
+    parser.add_argument("--confidence-threshold", type=float, default=recipe.model_options.get("confidence_threshold", 0.95))
     parser.add_argument("--unlabeled-batch-size", type=int, default=pipeline.get("unlabeled_batch_size", 64))
     parser.add_argument("--max-minutes", type=float, default=25.0, help="start no new label draw after this much wall time")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "keras_gen_bench_semi_supervised"))
@@ -89,7 +96,14 @@ def main(argv=None):
 
     arrays = semi_supervised.load_splits(recipe.data["validation_size"], seed=0)
     (images, labels), (validation_images, validation_labels), (test_images, test_labels) = arrays
-    options = dict(recipe.model_options, hidden_units=args.hidden_units, dropout=args.dropout)
+    options = dict(
+        recipe.model_options,
+        hidden_units=args.hidden_units,
+        dropout=args.dropout,
+        consistency_weight=args.consistency_weight,
+        confidence_threshold=args.confidence_threshold,
+    )
+    with_unlabeled = semi_supervised.uses_unlabeled_images(options, args.reconstruction_weight)
     options.pop("code_dim", None)
     options.pop("freeze_encoder", None)
     tables, epochs_run, skipped = {}, {}, []
@@ -112,7 +126,7 @@ def main(argv=None):
                 seed=draw,
                 preprocessing=recipe.data["preprocessing"],
                 batch_size=args.batch_size,
-                unlabeled_batch_size=args.unlabeled_batch_size if args.reconstruction_weight else 0,
+                unlabeled_batch_size=args.unlabeled_batch_size if with_unlabeled else 0,
             )
             results = semi_supervised.compare_modes(
                 encoder,
@@ -142,16 +156,17 @@ def main(argv=None):
     command = " ".join(["python", "bench/semi_supervised.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     print(f"Total wall time {total_seconds:.0f} s (pre-training {pretrain_seconds:.0f} s).")
     if args.card:
-        write_card(pathlib.Path(args.card), args, tables, epochs_run, source, pretrain_seconds, total_seconds, command, skipped)
+        write_card(pathlib.Path(args.card), recipe, args, tables, epochs_run, source, pretrain_seconds, total_seconds, command, skipped)
         print(f"Wrote {args.card}")
 
 
-def write_card(path, args, tables, epochs_run, source, pretrain_seconds, total_seconds, command, skipped):
+def write_card(path, recipe, args, tables, epochs_run, source, pretrain_seconds, total_seconds, command, skipped):
     def cell(values, unit):
         values = np.asarray(values) * 100.0
         spread = f" ± {values.std(ddof=1):.1f}" if len(values) > 1 else ""
         return f"{values.mean():.1f}{spread} {unit}"
 
+    options = recipe.model_options
     head = f"one ReLU layer of {args.hidden_units} units" if args.hidden_units else "logistic regression"
     dropout = f", dropout {args.dropout:g} on the code while training" if args.dropout else ""
     lines = [
@@ -168,6 +183,15 @@ def write_card(path, args, tables, epochs_run, source, pretrain_seconds, total_s
             f" loss = cross-entropy + {args.reconstruction_weight:g} x per-pixel binary cross-entropy);"
             if args.reconstruction_weight
             else ";"
+        )
+        + (
+            f" it also learns from its own confident predictions on unlabeled training images ({args.unlabeled_batch_size} per step):"
+            f" where the top probability on an image reaches {args.confidence_threshold:g}, that class is the target of the"
+            f" cross-entropy on an augmented copy (mirrored with probability 1/2, shifted up to"
+            f" {options.get('augment_shift', 1)} pixels, {options.get('augment_masking', 0.0):g} of the pixels set to 0),"
+            f" weight {args.consistency_weight:g};"
+            if args.consistency_weight
+            else ""
         ),
         f"- **from scratch**: the same architecture freshly initialised, Adam at {args.learning_rate:g} (as the frozen head).",
         "",

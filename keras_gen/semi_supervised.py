@@ -191,7 +191,8 @@ def compare_modes(
     Args:
         encoder: the pre-trained images -> code network.
         splits: from `labeled_splits`.
-        classifier_options: `SemiSupervisedClassifier` arguments (head, image shape, ...).
+        classifier_options: `SemiSupervisedClassifier` arguments (head, image shape, ...); with a
+            `consistency_weight`, fine-tuning trains on `splits["train_with_unlabeled"]` (pseudo-labels).
         learning_rate: Adam's learning rate for the frozen and from-scratch classifiers.
         fine_tune_learning_rate: Adam's learning rate for fine-tuning.
         epochs: most epochs of each training.
@@ -223,6 +224,8 @@ def compare_modes(
 
     joint = bool(reconstruction_weight) and decoder is not None and "train_with_unlabeled" in splits
     extra = dict(decoder=weight_copy(decoder), reconstruction_weight=reconstruction_weight) if joint else {}
+    # Fine-tuning sees the unlabeled images for the reconstruction term, the pseudo-label term, or both.
+    with_unlabeled = "train_with_unlabeled" in splits and (joint or bool(classifier_options.get("consistency_weight")))
     frozen = SemiSupervisedClassifier(encoder=weight_copy(encoder), freeze_encoder=True, **options, **extra)
     train(frozen, "frozen", learning_rate)
     if checkpoint_dir is not None:
@@ -231,7 +234,7 @@ def compare_modes(
     # Fine-tuning continues from the frozen classifier; the table's frozen figure is taken above.
     fine_tuned = frozen
     fine_tuned.set_encoder_frozen(False)
-    train(fine_tuned, "fine_tuned", fine_tune_learning_rate, "train_with_unlabeled" if joint else "train")
+    train(fine_tuned, "fine_tuned", fine_tune_learning_rate, "train_with_unlabeled" if with_unlabeled else "train")
 
     scratch = SemiSupervisedClassifier(encoder=fresh_copy(encoder), freeze_encoder=False, **options)
     train(scratch, "scratch", learning_rate)
@@ -302,6 +305,11 @@ def load_splits(validation_size, seed, source_dir=None, data_dir=None):
     return train, validation, splits["test"]
 
 
+def uses_unlabeled_images(classifier_options, reconstruction_weight):
+    """Whether fine-tuning needs a stream of unlabeled images (for a reconstruction or pseudo-label term)."""
+    return bool(reconstruction_weight) or bool(classifier_options.get("consistency_weight"))
+
+
 def run_recipe(
     recipe,
     train,
@@ -343,7 +351,7 @@ def run_recipe(
         seed=train["seed"],
         preprocessing=recipe.data["preprocessing"],
         batch_size=classifier_batch_size,
-        unlabeled_batch_size=unlabeled_batch_size if fine_tune_reconstruction_weight else 0,
+        unlabeled_batch_size=unlabeled_batch_size if uses_unlabeled_images(recipe.model_options, fine_tune_reconstruction_weight) else 0,
     )
     name = training.run_name()
     run_logdir = training.unique_dir(pathlib.Path(run["logdir"]) / recipe.name, name)

@@ -354,3 +354,121 @@ def test_keras_gen_train_semi_supervised_end_to_end(tmp_path):
     np.testing.assert_allclose(result["classify"]["probabilities"], expected["probabilities"], atol=1e-5)
     np.testing.assert_array_equal(result["serving_default"]["label"], expected["label"])
     assert not model.freeze_encoder, "the exported classifier is the fine-tuned one"
+
+
+# === Pseudo-labels on unlabeled images (consistency term) ===
+def shifted(image, dx, dy):
+    """`image` [H, W, C] read at (x + dx, y + dy), zeros from outside: what the augmentation's shift does."""
+    out = np.zeros_like(image)
+    height, width = image.shape[:2]
+    for y in range(height):
+        for x in range(width):
+            if 0 <= y + dy < height and 0 <= x + dx < width:
+                out[y, x] = image[y + dy, x + dx]
+    return out
+
+
+def test_augmentation_mirrors_shifts_and_masks_each_image_on_its_own():
+    images = helpers.tiny_images(24, seed=7, binary=False) + 0.1  # no zero pixel, so masked pixels show
+    model = classifier(augment_shift=2, augment_masking=0.0)
+    augmented = model.augment(tf.constant(images)).numpy()
+    moves = []
+    for image, result in zip(images, augmented):
+        found = [
+            (mirror, dx, dy)
+            for mirror in (False, True)
+            for dx in range(-2, 3)
+            for dy in range(-2, 3)
+            if np.array_equal(shifted(image[:, ::-1] if mirror else image, dx, dy), result)
+        ]
+        assert found, "an augmented image is not a mirrored and shifted copy of its image"
+        moves.append(found[0])
+    assert len(set(moves)) > 5  # drawn per image, not one move for the batch
+    assert 0 < sum(mirror for mirror, _, _ in moves) < len(moves)
+    masked = classifier(augment_shift=0, augment_masking=0.5).augment(tf.constant(images)).numpy()
+    zero = masked == 0.0
+    assert 0.4 < zero.mean() < 0.6
+    # Unmasked pixels are the image or its mirror image, untouched.
+    assert all(np.array_equal(m[~z], i[~z]) or np.array_equal(m[~z], i[:, ::-1][~z]) for m, z, i in zip(masked, zero, images))
+
+
+def test_consistency_term_is_the_cross_entropy_against_confident_pseudo_labels():
+    images = helpers.tiny_images(16, seed=8, binary=False)
+    images = (images + images[:, :, ::-1]) / 2  # mirror-symmetric: with no shift or masking, augment is the identity
+    model = classifier(hidden_units=4, consistency_weight=1.0, confidence_threshold=0.01, augment_shift=0, augment_masking=0.0)
+    # Pseudo-labels first: the step's training-mode pass updates BatchNorm's moving statistics.
+    pseudo = np.argmax(model.classify(images)["probabilities"], axis=-1)
+    term, confident = model.consistency(tf.constant(images))
+    np.testing.assert_array_equal(confident, np.ones(16))
+    logits = model.logits(tf.constant(images), training=True)  # BatchNorm on batch statistics, as in the step
+    expected = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=pseudo, logits=logits)
+    np.testing.assert_allclose(term, expected, rtol=1e-4, atol=1e-6)
+    # Nothing reaches a threshold of 1 with ten classes on a fresh head: no pseudo-labels, no term.
+    strict = classifier(hidden_units=4, consistency_weight=1.0, confidence_threshold=1.0)
+    term, confident = strict.consistency(tf.constant(images))
+    assert np.all(np.asarray(confident) == 0.0) and np.all(np.asarray(term) == 0.0)
+
+
+def test_fine_tuning_with_pseudo_labels_reports_them_and_moves_the_encoder_differently(tmp_path):
+    images, labels = labeled(16)
+    unlabeled = helpers.tiny_images(16, seed=3, binary=False)
+    joint = tf.data.Dataset.from_tensor_slices((images, labels, unlabeled)).batch(8)
+    encoder = pretrained_encoder()
+    after = {}
+    for weight in (0.0, 5.0):
+        model = classifier(semi_supervised.weight_copy(encoder), hidden_units=4, consistency_weight=weight, confidence_threshold=0.05)
+        model.compile_recipe(learning_rate=1e-2)
+        logs = model.fit(joint, epochs=1, verbose=0, shuffle=False).history
+        after[weight] = snapshot(model.encoder)
+    assert logs["consistency"][0] > 0.0 and logs["confident"][0] == 1.0
+    assert any(not np.allclose(value, after[0.0][path]) for path, value in after[5.0].items() if "moving_" not in path)
+    # Frozen: the term is off, so the logs have no consistency figures.
+    frozen = classifier(semi_supervised.weight_copy(encoder), consistency_weight=1.0, freeze_encoder=True)
+    frozen.compile_recipe(learning_rate=1e-2)
+    assert frozen.fit(joint, epochs=1, verbose=0).history["consistency"] == [0.0]
+    path = tmp_path / "pseudo.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert (loaded.consistency_weight, loaded.confidence_threshold, loaded.augment_shift) == (5.0, 0.05, 1)
+    np.testing.assert_allclose(loaded.classify(images)["probabilities"], model.classify(images)["probabilities"], atol=1e-6)
+
+
+def test_compare_modes_fine_tunes_with_pseudo_labels_only():
+    images, labels = labeled(48)
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    train = data.take(16).batch(8)
+    unlabeled = tf.data.Dataset.from_tensor_slices(images).batch(8).repeat()
+    splits = {
+        "train": train,
+        "train_with_unlabeled": tf.data.Dataset.zip(train, unlabeled).map(lambda pair, extra: (*pair, extra)),
+        "validation": data.skip(16).batch(16),
+        "test": data.skip(32).batch(16),
+    }
+    results = semi_supervised.compare_modes(
+        pretrained_encoder(),
+        splits,
+        classifier_options={"image_shape": helpers.IMAGE_SHAPE, "num_classes": 2, "consistency_weight": 1.0, "confidence_threshold": 0.5},
+        learning_rate=1e-2,
+        fine_tune_learning_rate=1e-3,
+        epochs=2,
+        patience=2,
+        seed=0,
+    )
+    assert results["fine_tuned"]["history"]["consistency"][0] > 0.0
+    assert results["frozen"]["history"]["consistency"] == [0.0, 0.0] and "consistency" in results["scratch"]["history"]
+    assert semi_supervised.uses_unlabeled_images({"consistency_weight": 1.0}, 0.0)
+    assert not semi_supervised.uses_unlabeled_images({"consistency_weight": 0.0}, 0.0)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"consistency_weight": -1.0}, "consistency_weight must be 0 or more"),
+        ({"confidence_threshold": 0.0}, "confidence_threshold a probability"),
+        ({"augment_shift": 1.5}, "augment_shift is a number of pixels"),
+        ({"augment_masking": 2.0}, "fraction of pixels"),
+    ],
+)
+def test_bad_pseudo_label_options_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        classifier(**options)

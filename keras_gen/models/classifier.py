@@ -13,6 +13,7 @@ import keras_gen  # noqa: F401
 import keras
 import tensorflow as tf
 
+from keras_gen import corruptions
 from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
@@ -31,8 +32,19 @@ class SemiSupervisedClassifier(GenerativeModel):
     keeps learning to reconstruct unlabeled images while it learns the labels (the semi-supervised
     autoencoder of Ranzato & Szummer, 2008): batches are then `(images, labels, unlabeled_images)`,
     the step minimises cross-entropy + `reconstruction_weight` * the decoder's per-pixel binary
-    cross-entropy on the unlabeled images, and `fit` also reports `reconstruction`. The term is off
-    while the encoder is frozen, and batches without unlabeled images train on the labels alone.
+    cross-entropy on the unlabeled images, and `fit` also reports `reconstruction`.
+
+    With a `consistency_weight`, a fine-tuned classifier also learns from its own confident predictions
+    on unlabeled images (pseudo-labels, as in FixMatch, Sohn et al., 2020): each unlabeled image is
+    classified as it is, in inference mode and without gradient; where the top probability reaches
+    `confidence_threshold`, that class becomes the target of the cross-entropy on an augmented copy of
+    the image (mirrored with probability 1/2, shifted by up to `augment_shift` pixels each way, then a
+    `augment_masking` fraction of its pixels set to 0). The step adds `consistency_weight` times the
+    unlabeled batch's mean of that term (0 where not confident), and `fit` also reports `consistency` and
+    `confident` (the share of unlabeled images above the threshold).
+
+    Both unlabeled terms are off while the encoder is frozen, and batches without unlabeled images
+    train on the labels alone.
 
     Args:
         encoder: a Keras model, images -> code [batch, code_dim], e.g. a pre-trained autoencoder's
@@ -48,6 +60,10 @@ class SemiSupervisedClassifier(GenerativeModel):
         decoder: a Keras model, code -> image logits (the pre-trained autoencoder's), for the
             reconstruction term; None for none.
         reconstruction_weight: weight of the reconstruction term (0: none).
+        consistency_weight: weight of the pseudo-label term on unlabeled images (0: none).
+        confidence_threshold: the top class probability from which an unlabeled image gets a pseudo-label.
+        augment_shift: most pixels the augmented copy is shifted along each axis.
+        augment_masking: fraction of the augmented copy's pixels set to 0.
         seed: seed of the dropout noise.
 
     Example:
@@ -73,6 +89,10 @@ class SemiSupervisedClassifier(GenerativeModel):
         freeze_encoder=False,
         decoder=None,
         reconstruction_weight=0.0,
+        consistency_weight=0.0,
+        confidence_threshold=0.95,
+        augment_shift=1,
+        augment_masking=0.0,
         seed=None,
         **kwargs,
     ):
@@ -81,10 +101,21 @@ class SemiSupervisedClassifier(GenerativeModel):
                 f"reconstruction_weight must be 0, or positive with a decoder (code -> image logits); got {reconstruction_weight} "
                 f"and {'no decoder' if decoder is None else 'a decoder'}."
             )
+        if consistency_weight < 0 or not 0.0 < confidence_threshold <= 1.0:
+            raise ValueError(
+                f"consistency_weight must be 0 or more and confidence_threshold a probability in (0, 1]; got {consistency_weight} "
+                f"and {confidence_threshold}."
+            )
+        if isinstance(augment_shift, bool) or not isinstance(augment_shift, int) or augment_shift < 0:
+            raise ValueError(f"augment_shift is a number of pixels (an int >= 0), got {augment_shift!r}.")
+        corruptions.check("masking", augment_masking)
         # Set before GenerativeModel.__init__, which makes one tracker per metric name.
         self.reconstruction_weight = float(reconstruction_weight)
-        if self.reconstruction_weight:
-            self.metric_names = (*type(self).metric_names, "reconstruction")
+        self.consistency_weight = float(consistency_weight)
+        extra_metrics = ("reconstruction",) if self.reconstruction_weight else ()
+        extra_metrics += ("consistency", "confident") if self.consistency_weight else ()
+        if extra_metrics:
+            self.metric_names = (*type(self).metric_names, *extra_metrics)
         super().__init__(image_shape=image_shape, seed=seed, **kwargs)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is a rate in [0, 1), got {dropout}.")
@@ -97,6 +128,9 @@ class SemiSupervisedClassifier(GenerativeModel):
         self.convs_per_stage = int(convs_per_stage)
         self.hidden_units = int(hidden_units)
         self.dropout = float(dropout)
+        self.confidence_threshold = float(confidence_threshold)
+        self.augment_shift = int(augment_shift)
+        self.augment_masking = float(augment_masking)
         # === Layers ===
         self.encoder = encoder or networks.ae_encoder(self.image_shape, self.code_dim, self.filters, self.convs_per_stage)
         width = self.encoder.outputs[0].shape[-1] if hasattr(self.encoder, "outputs") else self.code_dim
@@ -165,19 +199,52 @@ class SemiSupervisedClassifier(GenerativeModel):
         logits = self.decoder(self.encoder(images, training=True), training=True)
         return losses.reconstruction_loss("bce", images, tf.cast(logits, tf.float32))
 
+    def augment(self, images):
+        """A randomly mirrored, shifted and masked copy of each image (see the class docstring)."""
+        flip_seed, shift_seed, mask_seed = tf.unstack(tf.random.experimental.stateless_split(self.next_seed(), num=3))
+        batch = tf.shape(images)[0]
+        mirror = tf.random.stateless_uniform([batch, 1, 1, 1], seed=flip_seed) < 0.5
+        images = tf.where(mirror, tf.reverse(images, axis=[2]), images)
+        if self.augment_shift:
+            shift = tf.random.stateless_uniform(
+                [batch, 2], seed=shift_seed, minval=-self.augment_shift, maxval=self.augment_shift + 1, dtype=tf.int32
+            )
+            shift = tf.cast(shift, images.dtype)
+            ones, zeros = tf.ones([batch], images.dtype), tf.zeros([batch], images.dtype)
+            # Output pixel (x, y) reads input pixel (x + dx, y + dy); what comes in from outside is 0.
+            transform = tf.stack([ones, zeros, shift[:, 0], zeros, ones, shift[:, 1], zeros, zeros], axis=1)
+            images = keras.ops.image.affine_transform(images, transform, interpolation="nearest", fill_mode="constant")
+        return corruptions.masking(images, self.augment_masking, mask_seed)
+
+    def consistency(self, unlabeled):
+        """Per unlabeled image: (cross-entropy of the augmented copy against the pseudo-label, 0 where the
+        prediction is not confident; 1 where it is, else 0)."""
+        unlabeled = self.check_images(unlabeled)
+        probabilities = tf.stop_gradient(tf.nn.softmax(self.logits(unlabeled, training=False)))
+        confident = tf.cast(tf.reduce_max(probabilities, axis=-1) >= self.confidence_threshold, tf.float32)
+        pseudo_labels = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        logits = tf.cast(self.logits(self.augment(unlabeled), training=True), tf.float32)
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=pseudo_labels, logits=logits)
+        return confident * cross_entropy, confident
+
     def train_step(self, data):
         images, labels = self.unpack(data)
         unlabeled = data[2] if isinstance(data, (tuple, list)) and len(data) > 2 else None
-        if unlabeled is None or not self.reconstruction_weight or self.freeze_encoder:
+        if unlabeled is None or self.freeze_encoder or not (self.reconstruction_weight or self.consistency_weight):
             return self.gradient_step(lambda: self.compute_losses(images, labels, training=True))
 
         def loss_terms():
             terms = self.compute_losses(images, labels, training=True)
-            reconstruction = self.reconstruction(unlabeled)
-            # The unlabeled batch's mean, added to every labeled example's loss: the step's mean objective is
-            # cross-entropy + weight * reconstruction, whatever the two batch sizes.
-            terms["objective"] = terms["loss"] + self.reconstruction_weight * tf.reduce_mean(reconstruction)
-            terms["reconstruction"] = reconstruction
+            # Each unlabeled term enters as its unlabeled batch's mean, added to every labeled example's loss:
+            # the step's mean objective is cross-entropy + weight * term, whatever the two batch sizes.
+            objective = terms["loss"]
+            if self.reconstruction_weight:
+                terms["reconstruction"] = self.reconstruction(unlabeled)
+                objective += self.reconstruction_weight * tf.reduce_mean(terms["reconstruction"])
+            if self.consistency_weight:
+                terms["consistency"], terms["confident"] = self.consistency(unlabeled)
+                objective += self.consistency_weight * tf.reduce_mean(terms["consistency"])
+            terms["objective"] = objective
             return terms
 
         return self.gradient_step(loss_terms, "objective")
@@ -282,6 +349,10 @@ class SemiSupervisedClassifier(GenerativeModel):
                 "dropout": self.dropout,
                 "freeze_encoder": self.freeze_encoder,
                 "reconstruction_weight": self.reconstruction_weight,
+                "consistency_weight": self.consistency_weight,
+                "confidence_threshold": self.confidence_threshold,
+                "augment_shift": self.augment_shift,
+                "augment_masking": self.augment_masking,
             }
         )
         return config
