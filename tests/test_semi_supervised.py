@@ -192,19 +192,25 @@ def test_labeled_splits_can_carry_unlabeled_batches():
     )
 
 
-def test_compare_modes_fine_tunes_with_the_decoder_and_leaves_the_pretrained_one():
-    autoencoder = pretrained_autoencoder()
-    before = snapshot(autoencoder.decoder)
+def tiny_splits():
+    """labeled_splits-shaped datasets of 48 two-class images: 16 to train on (with an unlabeled stream), 16 each to
+    validate and test."""
     images, labels = labeled(48)
     data = tf.data.Dataset.from_tensor_slices((images, labels))
     train = data.take(16).batch(8)
     unlabeled = tf.data.Dataset.from_tensor_slices(images).batch(8).repeat()
-    splits = {
+    return {
         "train": train,
         "train_with_unlabeled": tf.data.Dataset.zip(train, unlabeled).map(lambda pair, extra: (*pair, extra)),
         "validation": data.skip(16).batch(16),
         "test": data.skip(32).batch(16),
     }
+
+
+def test_compare_modes_fine_tunes_with_the_decoder_and_leaves_the_pretrained_one():
+    autoencoder = pretrained_autoencoder()
+    before = snapshot(autoencoder.decoder)
+    splits = tiny_splits()
     results = semi_supervised.compare_modes(
         autoencoder.encoder,
         splits,
@@ -434,16 +440,7 @@ def test_fine_tuning_with_pseudo_labels_reports_them_and_moves_the_encoder_diffe
 
 
 def test_compare_modes_fine_tunes_with_pseudo_labels_only():
-    images, labels = labeled(48)
-    data = tf.data.Dataset.from_tensor_slices((images, labels))
-    train = data.take(16).batch(8)
-    unlabeled = tf.data.Dataset.from_tensor_slices(images).batch(8).repeat()
-    splits = {
-        "train": train,
-        "train_with_unlabeled": tf.data.Dataset.zip(train, unlabeled).map(lambda pair, extra: (*pair, extra)),
-        "validation": data.skip(16).batch(16),
-        "test": data.skip(32).batch(16),
-    }
+    splits = tiny_splits()
     results = semi_supervised.compare_modes(
         pretrained_encoder(),
         splits,
