@@ -225,7 +225,7 @@ def compare_modes(
     joint = bool(reconstruction_weight) and decoder is not None and "train_with_unlabeled" in splits
     extra = dict(decoder=weight_copy(decoder), reconstruction_weight=reconstruction_weight) if joint else {}
     # Fine-tuning sees the unlabeled images for the reconstruction term, the pseudo-label term, or both.
-    with_unlabeled = "train_with_unlabeled" in splits and (joint or bool(classifier_options.get("consistency_weight")))
+    with_unlabeled = "train_with_unlabeled" in splits and uses_unlabeled_images(classifier_options, reconstruction_weight if joint else 0.0)
     frozen = SemiSupervisedClassifier(encoder=weight_copy(encoder), freeze_encoder=True, **options, **extra)
     train(frozen, "frozen", learning_rate)
     if checkpoint_dir is not None:
