@@ -236,7 +236,8 @@ def compare_modes(
     fine_tuned.set_encoder_frozen(False)
     train(fine_tuned, "fine_tuned", fine_tune_learning_rate, "train_with_unlabeled" if with_unlabeled else "train")
 
-    scratch = SemiSupervisedClassifier(encoder=fresh_copy(encoder), freeze_encoder=False, **options)
+    # Labels only: the baseline has no unlabeled term (and so no always-zero trackers for one).
+    scratch = SemiSupervisedClassifier(encoder=fresh_copy(encoder), freeze_encoder=False, **dict(options, consistency_weight=0.0))
     train(scratch, "scratch", learning_rate)
 
     results["frozen"]["model"] = None  # the same object as the fine-tuned one by now; its checkpoint is on disk

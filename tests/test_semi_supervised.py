@@ -452,7 +452,8 @@ def test_compare_modes_fine_tunes_with_pseudo_labels_only():
         seed=0,
     )
     assert results["fine_tuned"]["history"]["consistency"][0] > 0.0
-    assert results["frozen"]["history"]["consistency"] == [0.0, 0.0] and "consistency" in results["scratch"]["history"]
+    assert results["frozen"]["history"]["consistency"] == [0.0, 0.0] and "consistency" not in results["scratch"]["history"]
+    assert results["scratch"]["model"].consistency_weight == 0.0
     assert semi_supervised.uses_unlabeled_images({"consistency_weight": 1.0}, 0.0)
     assert not semi_supervised.uses_unlabeled_images({"consistency_weight": 0.0}, 0.0)
 
