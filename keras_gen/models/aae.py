@@ -21,6 +21,7 @@ from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
 from keras_gen.export import Endpoint
+from keras_gen.models.autoencoder import CodeFunctions
 from keras_gen.models.base import SERVING_SEED_KEY
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan import resolve_loss
@@ -39,7 +40,7 @@ DEFAULT_BETA_1 = 0.5
 
 
 @register_model("aae")
-class AAE(GenerativeModel):
+class AAE(CodeFunctions, GenerativeModel):
     """An adversarial autoencoder with a Gaussian or a fixed Gaussian-mixture prior, and an anomaly score.
 
     `fit` takes images in [0, 1] (data preprocessing "scale"). Each step makes three updates: the encoder
@@ -345,20 +346,7 @@ class AAE(GenerativeModel):
         terms = self.compute_losses(self.check_training_images(images))
         return self.update_metrics(terms, only_given=True)
 
-    def call(self, images, training=False):
-        """The reconstruction of `images` (deterministic)."""
-        return self.reconstruct(self.check_images(images))["reconstruction"]
-
-    # === Deterministic functions behind the serving endpoints ===
-    def encode(self, images):
-        return {"code": self.encoder(images, training=False)}
-
-    def decode(self, code):
-        return {"images": tf.sigmoid(self.decoder(code, training=False))}
-
-    def reconstruct(self, images):
-        return {"reconstruction": self.decode(self.encode(images)["code"])["images"]}
-
+    # === Serving: encode, decode and reconstruct come from CodeFunctions ===
     def sample_codes(self, seed):
         """One prior sample per int64 seed, whatever else is in the batch (for either prior)."""
         prior = self.prior()
@@ -379,7 +367,7 @@ class AAE(GenerativeModel):
         """{score, reconstruction_error, log_density} per image (see the class docstring for the formula)."""
         statistics = self.score_statistics if statistics is None else statistics
         codes = self.encoder(images, training=False)
-        reconstruction = tf.sigmoid(self.decoder(codes, training=False))
+        reconstruction = self.decode(codes)["images"]
         error = tf.reduce_mean(tf.square(self.smooth(reconstruction) - self.smooth(images)), axis=[1, 2, 3])
         log_density = self.prior().log_prob(codes)
         mean_error, std_error, mean_log_density, std_log_density = tf.unstack(tf.cast(statistics, tf.float32))

@@ -20,8 +20,27 @@ from keras_gen.registry import register_model
 EVALUATION_SEED_KEY = 0xE7A1
 
 
+class CodeFunctions:
+    """`call`, `encode`, `decode` and `reconstruct` of a model whose `encoder` maps images to a code and
+    whose `decoder` maps codes to pixel logits, both run in inference mode: the deterministic functions
+    behind the autoencoders' and the adversarial autoencoder's serving endpoints."""
+
+    def call(self, images, training=False):
+        """The reconstruction of `images` (no corruption, no noise)."""
+        return self.reconstruct(self.check_images(images))["reconstruction"]
+
+    def encode(self, images):
+        return {"code": self.encoder(images, training=False)}
+
+    def decode(self, code):
+        return {"images": tf.sigmoid(self.decoder(code, training=False))}
+
+    def reconstruct(self, images):
+        return {"reconstruction": self.decode(self.encode(images)["code"])["images"]}
+
+
 @register_model("autoencoder")
-class Autoencoder(GenerativeModel):
+class Autoencoder(CodeFunctions, GenerativeModel):
     """A convolutional autoencoder with a bottleneck code of `code_dim` numbers.
 
     `fit` reports `loss` (the chosen reconstruction loss, averaged over pixels) and `mse` (mean squared
@@ -110,20 +129,6 @@ class Autoencoder(GenerativeModel):
     def test_step(self, data):
         images, _ = self.unpack(data)
         return self.update_metrics(self.compute_losses(images, self.evaluation_seed(), training=False))
-
-    def call(self, images, training=False):
-        """The reconstruction of `images` (no corruption)."""
-        return self.reconstruct(self.check_images(images))["reconstruction"]
-
-    # === Deterministic functions behind the serving endpoints ===
-    def encode(self, images):
-        return {"code": self.encoder(images, training=False)}
-
-    def decode(self, code):
-        return {"images": tf.sigmoid(self.decoder(code, training=False))}
-
-    def reconstruct(self, images):
-        return {"reconstruction": self.decode(self.encode(images)["code"])["images"]}
 
     def serving_endpoints(self):
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
