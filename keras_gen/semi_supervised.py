@@ -5,6 +5,8 @@
    stopping; the test split is only used for the final table.
 3. Train the same shallow classifier three ways on those labels: on the frozen encoder; fine-tuned
    from there at a lower learning rate; and from scratch (a freshly initialised copy of the encoder).
+   Fine-tuning may also learn from pseudo-labels of the unlabeled training images, propagated from the
+   few labels over the nearest-neighbour graph of the codes (`propagate_labels`), in rounds.
 
 `bench/semi_supervised.py` repeats steps 2 and 3 over several label draws for the model card.
 """
@@ -15,6 +17,7 @@ import time
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
+import scipy.sparse
 import tensorflow as tf
 
 from keras_gen import data as data_lib
@@ -120,8 +123,10 @@ def labeled_splits(
             fine-tuning with a reconstruction term.
 
     Returns:
-        {"train", "validation", "test"} datasets of (images, labels), "indices" of the draw, and
-        "train_with_unlabeled" of (images, labels, unlabeled images) when `unlabeled_batch_size` is set.
+        {"train", "validation", "test"} datasets of (images, labels), "indices" of the draw and its
+        "labels", the training "images" (uint8, all of them), "preprocessing" and "seed", and
+        "train_with_unlabeled" of (images, labels, unlabeled images) and "unlabeled_batch_size" when
+        `unlabeled_batch_size` is set.
     """
     chosen = select_per_class(labels, per_class, seed)
     held_out = select_per_class(validation_labels, validation_per_class, seed + 1)
@@ -135,8 +140,19 @@ def labeled_splits(
         validation_images[held_out], validation_labels[held_out], batch_size=256, seed=seed + 1, **common
     )
     test = data_lib.make_dataset(test_images, test_labels, batch_size=256, seed=seed + 2, **common)
-    splits = {"train": train, "validation": validation, "test": test, "indices": chosen}
+    splits = {
+        "train": train,
+        "validation": validation,
+        "test": test,
+        "indices": chosen,
+        # For pseudo-labels of the unlabeled images (`pseudo_labeled_stream`).
+        "images": images,
+        "labels": np.asarray(labels)[chosen],
+        "preprocessing": preprocessing,
+        "seed": seed,
+    }
     if unlabeled_batch_size:
+        splits["unlabeled_batch_size"] = unlabeled_batch_size
         unlabeled = data_lib.make_dataset(
             images, batch_size=unlabeled_batch_size, preprocessing=preprocessing, shuffle=True, seed=seed + 3, drop_remainder=True
         ).repeat()
@@ -145,6 +161,126 @@ def labeled_splits(
             lambda labeled, images: (*labeled, images), num_parallel_calls=tf.data.AUTOTUNE
         )
     return splits
+
+
+def propagate_labels(codes, labeled_indices, labels, num_classes=10, neighbours=10, alpha=0.99, iterations=30):
+    """Pseudo-labels for every example, propagated from a few labeled ones over the codes' neighbour graph.
+
+    Label propagation (Zhou et al., 2004) as Iscen et al. (2019) use it for semi-supervised learning:
+    - each example is joined to its `neighbours` nearest examples by cosine similarity of the codes,
+      with affinity max(similarity, 0) ** 3, and the graph is made symmetric, W = A + A^T;
+    - S = D^-1/2 W D^-1/2 (D: the degrees); Z <- alpha S Z + Y, `iterations` times from Z = Y, where Y
+      is the one-hot labels of the labeled examples and 0 elsewhere;
+    - the pseudo-label is the argmax of Z; its weight is 1 - entropy(Z normalised) / log(num_classes)
+      (certain: 1; uniform: 0), times a class-balancing factor N / (num_classes * examples given that
+      pseudo-label), so that a class that the propagation over-assigns does not dominate;
+    - labeled examples keep their labels at weight 1; examples that no label reaches get weight 0.
+
+    Args:
+        codes: float array [N, D], e.g. an encoder's codes of all training images.
+        labeled_indices: int indices into `codes` of the labeled examples.
+        labels: their integer labels in [0, num_classes).
+        num_classes: number of classes.
+        neighbours: k of the k-nearest-neighbour graph.
+        alpha: how far labels spread (0 <= alpha < 1; closer to 1: further).
+        iterations: propagation steps.
+
+    Returns:
+        (pseudo_labels int32 [N], weights float32 [N]).
+
+    Example:
+    >>> pseudo_labels, weights = propagate_labels(codes, splits["indices"], splits["labels"])
+    """
+    codes = np.asarray(codes, dtype=np.float32)
+    labeled_indices = np.asarray(labeled_indices, dtype=np.int64)
+    labels = np.asarray(labels)
+    count = len(codes)
+    if codes.ndim != 2 or count < 2:
+        raise ValueError(f"codes must be a [N, D] array with N >= 2, got shape {codes.shape}.")
+    if labeled_indices.shape != labels.shape or labels.ndim != 1 or not len(labels):
+        raise ValueError(
+            "labeled_indices and labels must be two 1-d arrays of the same length; "
+            f"got shapes {labeled_indices.shape} and {labels.shape}."
+        )
+    if labeled_indices.min() < 0 or labeled_indices.max() >= count or labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labeled_indices must index the {count} codes and labels lie in [0, {num_classes}).")
+    if not 1 <= neighbours < count or not 0.0 <= alpha < 1.0 or iterations < 1:
+        raise ValueError(
+            f"Need 1 <= neighbours < N ({count}), 0 <= alpha < 1 and iterations >= 1; got {neighbours}, {alpha}, {iterations}."
+        )
+    normalised = neighbour_graph(codes, neighbours)
+    seeds = np.zeros((count, num_classes), np.float64)
+    seeds[labeled_indices, labels] = 1.0
+    scores = seeds
+    for _ in range(iterations):
+        scores = alpha * (normalised @ scores) + seeds
+    totals = scores.sum(axis=1)
+    reached = totals > 0
+    probabilities = scores / np.where(reached, totals, 1.0)[:, None]
+    pseudo_labels = probabilities.argmax(axis=1)
+    entropy = -np.sum(probabilities * np.log(np.maximum(probabilities, 1e-12)), axis=1)
+    weights = np.where(reached, 1.0 - entropy / np.log(num_classes), 0.0)
+    assigned = np.bincount(pseudo_labels[reached], minlength=num_classes)
+    weights *= reached.sum() / (num_classes * np.maximum(assigned[pseudo_labels], 1))
+    pseudo_labels[labeled_indices] = labels
+    weights[labeled_indices] = 1.0
+    return pseudo_labels.astype(np.int32), weights.astype(np.float32)
+
+
+def neighbour_graph(codes, neighbours):
+    """The normalised affinity matrix S = D^-1/2 W D^-1/2 of `propagate_labels`, as a scipy sparse matrix:
+    W = A + A^T, where A joins each code to its `neighbours` most cosine-similar others with affinity
+    max(similarity, 0) ** 3."""
+    count = len(codes)
+    unit = tf.constant(codes / np.maximum(np.linalg.norm(codes, axis=1, keepdims=True), 1e-12))
+    rows, columns, affinities = [], [], []
+    for start in range(0, count, 1024):  # 1024 x N similarities at a time
+        block = tf.matmul(unit[start : start + 1024], unit, transpose_b=True)
+        own = tf.range(start, start + tf.shape(block)[0])
+        # An example is not its own neighbour (cosine similarities are >= -1).
+        block = tf.tensor_scatter_nd_update(block, tf.stack([own - start, own], axis=1), tf.fill(tf.shape(own), -2.0))
+        similarity, nearest = tf.math.top_k(block, neighbours)
+        rows.append(np.repeat(np.arange(start, start + len(nearest)), neighbours))
+        columns.append(nearest.numpy().ravel())
+        affinities.append(np.maximum(similarity.numpy().ravel(), 0.0) ** 3)
+    graph = scipy.sparse.csr_matrix((np.concatenate(affinities), (np.concatenate(rows), np.concatenate(columns))), shape=(count, count))
+    graph = graph + graph.T
+    degrees = np.asarray(graph.sum(axis=1)).ravel()
+    scale = scipy.sparse.diags(1.0 / np.sqrt(np.where(degrees > 0, degrees, 1.0)))
+    return scale @ graph @ scale
+
+
+def codes_of(encoder, splits, batch_size=1000):
+    """The encoder's codes (inference mode) of all training images of `splits`, in order."""
+    images = data_lib.make_dataset(splits["images"], batch_size=batch_size, preprocessing=splits["preprocessing"])
+    return encoder.predict(images, verbose=0)
+
+
+def pseudo_labeled_stream(splits, pseudo_labels, weights):
+    """The labeled batches of `splits`, each with `splits["unlabeled_batch_size"]` training images and
+    their pseudo-labels and weights: (images, labels, (unlabeled images, pseudo-labels, weights)).
+
+    As with "train_with_unlabeled", an epoch is one pass over the labeled images and the unlabeled
+    stream runs on, reshuffled, across epochs.
+    """
+    seed, preprocessing = splits["seed"], splits["preprocessing"]
+    images = splits["images"]
+    if images.ndim == 3:
+        images = images[..., None]
+
+    def prepare(index, batch):
+        images, labels, weights = batch
+        return data_lib.preprocess(images, preprocessing, seed=tf.stack([tf.cast(seed, tf.int64), index])), labels, weights
+
+    unlabeled = (
+        tf.data.Dataset.from_tensor_slices((images, np.asarray(pseudo_labels, np.int32), np.asarray(weights, np.float32)))
+        .shuffle(len(images), seed=seed + 4, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(splits["unlabeled_batch_size"], drop_remainder=True)
+        .enumerate()
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+    return tf.data.Dataset.zip(splits["train"], unlabeled).map(lambda labeled, pseudo: (*labeled, pseudo)).prefetch(tf.data.AUTOTUNE)
 
 
 def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=None, verbose=0, train_split="train"):
@@ -181,6 +317,7 @@ def compare_modes(
     verbose=0,
     decoder=None,
     reconstruction_weight=0.0,
+    propagation_rounds=0,
 ):
     """Trains the frozen, fine-tuned and from-scratch classifiers on one label draw.
 
@@ -205,10 +342,17 @@ def compare_modes(
             `splits["train_with_unlabeled"]`, fine-tuning keeps reconstructing unlabeled images (a copy
             of the decoder learns along; the original is left unchanged).
         reconstruction_weight: weight of that reconstruction term (0: fine-tune on the labels alone).
+        propagation_rounds: with a `consistency_weight` and an unlabeled stream, fine-tune in this many
+            rounds, each on pseudo-labels propagated from the labels over the neighbour graph of the
+            current encoder's codes of all training images (`propagate_labels`), instead of the
+            classifier's own confident predictions; each round is a `fit` with early stopping that
+            starts from the previous round's best weights. 0: no propagation.
 
     Returns:
         {mode: {"model", "accuracy" (on the test split), "epochs" (run), "history"}}; the frozen
         entry's model is None, as that object has been fine-tuned since (its checkpoint is on disk).
+        With propagation, the fine-tuned entry also has "rounds": one {"epochs", "pseudo_labels",
+        "weights"} per round, and its history runs on across rounds.
     """
 
     def where(folder, name):
@@ -218,6 +362,28 @@ def compare_modes(
         history = fit_classifier(classifier, splits, rate, epochs, patience, where(logdir, mode), verbose, train_split)
         results[mode] = {"accuracy": evaluate_accuracy(classifier, splits), "epochs": len(history["loss"]), "history": history}
 
+    def train_in_rounds(classifier, rate):
+        rounds, history = [], {}
+        for number in range(1, propagation_rounds + 1):
+            pseudo_labels, weights = propagate_labels(codes_of(classifier.encoder, splits), splits["indices"], splits["labels"], classifier.num_classes)
+            stream = {**splits, "train_with_pseudo_labels": pseudo_labeled_stream(splits, pseudo_labels, weights)}
+            folder = where(logdir, f"fine_tuned/round_{number}")
+            this_round = fit_classifier(classifier, stream, rate, epochs, patience, folder, verbose, "train_with_pseudo_labels")
+            rounds.append({"epochs": len(this_round["loss"]), "pseudo_labels": pseudo_labels, "weights": weights})
+            for key, values in this_round.items():
+                history.setdefault(key, []).extend(values)
+        results["fine_tuned"] = {
+            "accuracy": evaluate_accuracy(classifier, splits),
+            "epochs": len(history["loss"]),
+            "history": history,
+            "rounds": rounds,
+        }
+
+    if propagation_rounds and not ("unlabeled_batch_size" in splits and classifier_options.get("consistency_weight")):
+        raise ValueError(
+            "propagation_rounds needs classifier_options['consistency_weight'] > 0 and splits with unlabeled batches "
+            "(labeled_splits(..., unlabeled_batch_size=...)): the propagated pseudo-labels enter fine-tuning through that term."
+        )
     code_dim = int(encoder.outputs[0].shape[-1])
     options = dict(classifier_options, code_dim=code_dim, seed=seed)
     results = {}
@@ -234,7 +400,10 @@ def compare_modes(
     # Fine-tuning continues from the frozen classifier; the table's frozen figure is taken above.
     fine_tuned = frozen
     fine_tuned.set_encoder_frozen(False)
-    train(fine_tuned, "fine_tuned", fine_tune_learning_rate, "train_with_unlabeled" if with_unlabeled else "train")
+    if propagation_rounds:
+        train_in_rounds(fine_tuned, fine_tune_learning_rate)
+    else:
+        train(fine_tuned, "fine_tuned", fine_tune_learning_rate, "train_with_unlabeled" if with_unlabeled else "train")
 
     # Labels only: the baseline has no unlabeled term (and so no always-zero trackers for one).
     scratch = SemiSupervisedClassifier(encoder=fresh_copy(encoder), freeze_encoder=False, **dict(options, consistency_weight=0.0))
@@ -311,6 +480,17 @@ def uses_unlabeled_images(classifier_options, reconstruction_weight):
     return bool(reconstruction_weight) or bool(classifier_options.get("consistency_weight"))
 
 
+def check_propagation_rounds(propagation_rounds, classifier_options):
+    """A clear error for a bad number of label-propagation rounds, or rounds without the term they feed."""
+    if isinstance(propagation_rounds, bool) or not isinstance(propagation_rounds, int) or propagation_rounds < 0:
+        raise ValueError(f"propagation_rounds is a number of rounds (an int >= 0), got {propagation_rounds!r}.")
+    if propagation_rounds and not classifier_options.get("consistency_weight"):
+        raise ValueError(
+            f"propagation_rounds = {propagation_rounds} needs [model_options] consistency_weight > 0: the propagated "
+            "pseudo-labels enter fine-tuning through that term. Set a weight, or propagation_rounds = 0."
+        )
+
+
 def run_recipe(
     recipe,
     train,
@@ -326,12 +506,14 @@ def run_recipe(
     patience,
     fine_tune_reconstruction_weight=0.0,
     unlabeled_batch_size=64,
+    propagation_rounds=0,
 ):
     """The `semi_supervised` recipe end to end; see `SemiSupervisedClassifier.train_pipeline`."""
     from keras_gen import training
 
     if not recipe.data["validation_size"]:
         raise ValueError("The semi_supervised recipe needs a validation split ([data] validation_size > 0) for early stopping.")
+    check_propagation_rounds(propagation_rounds, recipe.model_options)
     started = time.perf_counter()
     pretrained_model, pretrain_source = pretrain_autoencoder(
         pretrain_recipe, pretrained, pretrain_epochs, train, run, recipe.data["preprocessing"]
@@ -373,6 +555,7 @@ def run_recipe(
         verbose=run["verbose"],
         decoder=decoder_of(pretrained_model) if fine_tune_reconstruction_weight else None,
         reconstruction_weight=fine_tune_reconstruction_weight,
+        propagation_rounds=propagation_rounds,
     )
     seconds = time.perf_counter() - started
     print()

@@ -317,6 +317,7 @@ model = "semi_supervised"
 description = "tiny semi-supervised run"
 [model_options]
 hidden_units = 4
+consistency_weight = 1.0
 [pipeline]
 pretrain_recipe = "pretrain.toml"
 pretrain_epochs = 2
@@ -324,6 +325,8 @@ labels_per_class = 2
 validation_labels_per_class = 1
 classifier_batch_size = 8
 patience = 2
+unlabeled_batch_size = 16
+propagation_rounds = 2
 [data]
 validation_size = 40
 [train]
@@ -347,7 +350,7 @@ def test_keras_gen_train_semi_supervised_end_to_end(tmp_path):
         assert title in run.stdout
     assert list((tmp_path / "checkpoints" / "pretrain").glob("*/model.keras")), "the autoencoder was pre-trained"
     assert list((tmp_path / "tensorboard_logs" / "pretrain").glob("*/train/events*"))
-    for mode in semi_supervised.MODES:
+    for mode in ("frozen", "fine_tuned/round_1", "fine_tuned/round_2", "scratch"):
         assert list((tmp_path / "tensorboard_logs" / "semi").glob(f"*/{mode}/validation/events*")), mode
     export = tmp_path / "exports" / "semi" / "1"
     images = helpers.tiny_images(3, binary=False, shape=(28, 28, 1))
@@ -470,3 +473,126 @@ def test_compare_modes_fine_tunes_with_pseudo_labels_only():
 def test_bad_pseudo_label_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         classifier(**options)
+
+
+# === Pseudo-labels propagated over the codes' neighbour graph ===
+def blobs():
+    """Codes of three tight, far-apart groups (8, 4 and 4 points); labels: one point of each of the first two."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]])
+    codes = np.concatenate([centre + rng.normal(0.0, 0.1, (size, 3)) for centre, size in zip(centres, (8, 4, 4))])
+    return codes.astype("float32"), np.array([0, 8]), np.array([1, 0])
+
+
+def test_propagated_labels_follow_the_neighbour_graph_and_are_weighted():
+    codes, labeled_indices, labels = blobs()
+    pseudo_labels, weights = semi_supervised.propagate_labels(codes, labeled_indices, labels, num_classes=2, neighbours=3)
+    assert pseudo_labels.dtype == np.int32 and weights.dtype == np.float32
+    np.testing.assert_array_equal(pseudo_labels[:12], [1] * 8 + [0] * 4)
+    # Each group is its own component of the graph, so every propagated label is certain (entropy 0): the weight
+    # is the class balance alone, 12 reached / (2 classes x 8 or 4 given that label); labeled points keep weight 1.
+    expected = np.array([1.0] + [0.75] * 7 + [1.0] + [1.5] * 3)
+    np.testing.assert_allclose(weights[:12], expected, rtol=1e-6)
+    # No label reaches the third group: weight 0, so whatever argmax says there is never learnt.
+    np.testing.assert_array_equal(weights[12:], 0.0)
+
+
+def test_propagated_labels_are_less_certain_between_the_labels():
+    # A chain of points from one labeled end (class 0) to the other (class 1): the middle is the least certain.
+    codes = np.stack([np.cos(np.linspace(0.0, 1.5, 11)), np.sin(np.linspace(0.0, 1.5, 11))], axis=1).astype("float32")
+    pseudo_labels, weights = semi_supervised.propagate_labels(codes, np.array([0, 10]), np.array([0, 1]), num_classes=2, neighbours=2)
+    np.testing.assert_array_equal(pseudo_labels[:4], 0)
+    np.testing.assert_array_equal(pseudo_labels[-4:], 1)
+    assert weights[5] < weights[2] and weights[5] < weights[8]
+    assert weights[5] < 0.1  # halfway, the two labels arrive about equally
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(codes=np.zeros(5)), "codes must be a"),
+        (dict(labels=np.array([0])), "two 1-d arrays of the same length"),
+        (dict(labeled_indices=np.array([0, 99])), "must index the 16 codes"),
+        (dict(labels=np.array([0, 2])), r"labels lie in \[0, 2\)"),
+        (dict(neighbours=16), "1 <= neighbours < N"),
+        (dict(alpha=1.0), "0 <= alpha < 1"),
+    ],
+)
+def test_label_propagation_refuses_bad_input(arguments, message):
+    codes, labeled_indices, labels = blobs()
+    call = dict(codes=codes, labeled_indices=labeled_indices, labels=labels, num_classes=2, neighbours=3)
+    with pytest.raises(ValueError, match=message):
+        semi_supervised.propagate_labels(**{**call, **arguments})
+
+
+def test_consistency_term_uses_given_pseudo_labels_and_weights():
+    images = helpers.tiny_images(6, seed=9, binary=False)
+    images = (images + images[:, :, ::-1]) / 2  # mirror-symmetric, so that augment (no shift) is the identity
+    model = classifier(hidden_units=4, consistency_weight=1.0, confidence_threshold=1.0, augment_shift=0)
+    given, weights = np.array([3, 1, 4, 1, 5, 9]), np.array([1.0, 0.5, 0.0, 2.0, 1.0, 0.25], "float32")
+    term, reported = model.consistency(tf.constant(images), given, weights)
+    logits = model.logits(tf.constant(images), training=True)
+    expected = weights * tf.nn.sparse_softmax_cross_entropy_with_logits(labels=given, logits=logits).numpy()
+    # A threshold of 1 would give no pseudo-label of its own: the given ones are used regardless.
+    np.testing.assert_allclose(term, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(reported, weights)
+    with pytest.raises(ValueError, match="one per unlabeled image"):
+        model.consistency(tf.constant(images), given, weights[:, None])
+
+
+def test_fine_tuning_on_a_pseudo_labeled_stream_reports_the_mean_weight():
+    images, labels = labeled(16)
+    unlabeled = helpers.tiny_images(16, seed=3, binary=False)
+    weights = np.linspace(0.0, 1.0, 16).astype("float32")
+    stream = tf.data.Dataset.from_tensor_slices((images, labels, (unlabeled, labels.astype("int32"), weights))).batch(16)
+    model = classifier(pretrained_encoder(), hidden_units=4, consistency_weight=1.0)
+    model.compile_recipe(learning_rate=1e-2)
+    logs = model.fit(stream, epochs=1, verbose=0).history
+    assert logs["consistency"][0] > 0.0
+    np.testing.assert_allclose(logs["confident"][0], weights.mean(), rtol=1e-5)
+    bad = tf.data.Dataset.from_tensor_slices((images, labels, (unlabeled, labels))).batch(16)
+    with pytest.raises(ValueError, match=r"images, or \(images, pseudo_labels, weights\)"):
+        model.fit(bad, epochs=1, verbose=0)
+
+
+def test_compare_modes_fine_tunes_in_propagation_rounds(tmp_path):
+    images = (helpers.tiny_images(48, seed=4, binary=False) * 255).astype("uint8")
+    labels = (np.arange(48) % 10).astype("int64")  # labeled_splits draws from the ten Fashion-MNIST classes
+    splits = semi_supervised.labeled_splits(
+        images, labels, images, labels, images, labels,
+        per_class=2, validation_per_class=2, seed=0, preprocessing="scale", batch_size=8, unlabeled_batch_size=16,
+    )
+    stream = semi_supervised.pseudo_labeled_stream(splits, np.ones(48, "int32"), np.full(48, 0.5, "float32"))
+    first, first_labels, (unlabeled, pseudo_labels, weights) = next(iter(stream))
+    assert first.shape == (8, 8, 8, 1) and unlabeled.shape == (16, 8, 8, 1) and float(tf.reduce_max(unlabeled)) <= 1.0
+    np.testing.assert_array_equal(pseudo_labels, 1)
+    np.testing.assert_array_equal(weights, 0.5)
+    options = {"image_shape": helpers.IMAGE_SHAPE, "num_classes": 10, "consistency_weight": 1.0}
+    results = semi_supervised.compare_modes(
+        pretrained_encoder(), splits, classifier_options=options, learning_rate=1e-2, fine_tune_learning_rate=1e-3,
+        epochs=2, patience=2, seed=0, logdir=tmp_path, propagation_rounds=2,
+    )
+    rounds = results["fine_tuned"]["rounds"]
+    assert len(rounds) == 2 and sum(r["epochs"] for r in rounds) == results["fine_tuned"]["epochs"] == 4
+    assert len(results["fine_tuned"]["history"]["consistency"]) == 4
+    for number, result in enumerate(rounds, 1):
+        assert result["pseudo_labels"].shape == (48,) and set(result["pseudo_labels"]) <= set(range(10))
+        # The drawn labels come back unchanged, at weight 1.
+        np.testing.assert_array_equal(result["pseudo_labels"][splits["indices"]], labels[splits["indices"]])
+        np.testing.assert_array_equal(result["weights"][splits["indices"]], 1.0)
+        assert list((tmp_path / "fine_tuned" / f"round_{number}" / "train").glob("events*"))
+    assert "rounds" not in results["scratch"] and "consistency" not in results["scratch"]["history"]
+
+
+def test_propagation_rounds_need_the_term_they_feed():
+    semi_supervised.check_propagation_rounds(0, {})
+    semi_supervised.check_propagation_rounds(3, {"consistency_weight": 1.0})
+    with pytest.raises(ValueError, match="needs \\[model_options\\] consistency_weight > 0"):
+        semi_supervised.check_propagation_rounds(3, {"consistency_weight": 0.0})
+    with pytest.raises(ValueError, match="an int >= 0"):
+        semi_supervised.check_propagation_rounds(-1, {"consistency_weight": 1.0})
+    # compare_modes, called directly, says so too rather than fine-tune on the labels alone.
+    options = {"image_shape": helpers.IMAGE_SHAPE, "num_classes": 2, "consistency_weight": 1.0}
+    common = dict(learning_rate=1e-2, fine_tune_learning_rate=1e-3, epochs=1, patience=1, seed=0, propagation_rounds=1)
+    with pytest.raises(ValueError, match="splits with unlabeled batches"):
+        semi_supervised.compare_modes(pretrained_encoder(), tiny_splits(), classifier_options=options, **common)

@@ -43,6 +43,12 @@ class SemiSupervisedClassifier(GenerativeModel):
     unlabeled batch's mean of that term (0 where not confident), and `fit` also reports `consistency` and
     `confident` (the share of unlabeled images above the threshold).
 
+    The pseudo-labels may also come with the data: batches `(images, labels, (unlabeled_images,
+    pseudo_labels, weights))`, e.g. from label propagation on the codes of all training images
+    (`keras_gen.semi_supervised.propagate_labels`, after Iscen et al., 2019). The term is then each
+    image's weight times the cross-entropy of its augmented copy against its given pseudo-label, the
+    threshold is not used, and `confident` reports the mean weight.
+
     Both unlabeled terms are off while the encoder is frozen, and batches without unlabeled images
     train on the labels alone.
 
@@ -216,20 +222,38 @@ class SemiSupervisedClassifier(GenerativeModel):
             images = keras.ops.image.affine_transform(images, transform, interpolation="nearest", fill_mode="constant")
         return corruptions.masking(images, self.augment_masking, mask_seed)
 
-    def consistency(self, unlabeled):
-        """Per unlabeled image: (cross-entropy of the augmented copy against the pseudo-label, 0 where the
-        prediction is not confident; 1 where it is, else 0)."""
+    def consistency(self, unlabeled, pseudo_labels=None, weights=None):
+        """Per unlabeled image: (its weight times the cross-entropy of its augmented copy against its
+        pseudo-label; its weight).
+
+        Without given `pseudo_labels` (and `weights` [batch], >= 0), the pseudo-label is the model's own
+        prediction on the image and the weight is 1 where that prediction is confident, else 0.
+        """
         unlabeled = self.check_images(unlabeled)
-        probabilities = tf.stop_gradient(tf.nn.softmax(self.logits(unlabeled, training=False)))
-        confident = tf.cast(tf.reduce_max(probabilities, axis=-1) >= self.confidence_threshold, tf.float32)
-        pseudo_labels = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        if pseudo_labels is None:
+            probabilities = tf.stop_gradient(tf.nn.softmax(self.logits(unlabeled, training=False)))
+            weights = tf.cast(tf.reduce_max(probabilities, axis=-1) >= self.confidence_threshold, tf.float32)
+            pseudo_labels = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        else:
+            pseudo_labels = self.check_labels(pseudo_labels)
+            weights = tf.cast(weights, tf.float32)
+            if weights.shape.rank != 1:
+                raise ValueError(f"Pseudo-label weights must have shape [batch] (one per unlabeled image), got {weights.shape}.")
         logits = tf.cast(self.logits(self.augment(unlabeled), training=True), tf.float32)
         cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=pseudo_labels, logits=logits)
-        return confident * cross_entropy, confident
+        return weights * cross_entropy, weights
 
     def train_step(self, data):
         images, labels = self.unpack(data)
         unlabeled = data[2] if isinstance(data, (tuple, list)) and len(data) > 2 else None
+        given = ()
+        if isinstance(unlabeled, (tuple, list)):
+            if len(unlabeled) != 3:
+                raise ValueError(
+                    "The unlabeled part of a batch is images, or (images, pseudo_labels, weights); "
+                    f"got a tuple of {len(unlabeled)}."
+                )
+            unlabeled, *given = unlabeled
         if unlabeled is None or self.freeze_encoder or not (self.reconstruction_weight or self.consistency_weight):
             return self.gradient_step(lambda: self.compute_losses(images, labels, training=True))
 
@@ -242,7 +266,7 @@ class SemiSupervisedClassifier(GenerativeModel):
                 terms["reconstruction"] = self.reconstruction(unlabeled)
                 objective += self.reconstruction_weight * tf.reduce_mean(terms["reconstruction"])
             if self.consistency_weight:
-                terms["consistency"], terms["confident"] = self.consistency(unlabeled)
+                terms["consistency"], terms["confident"] = self.consistency(unlabeled, *given)
                 objective += self.consistency_weight * tf.reduce_mean(terms["consistency"])
             terms["objective"] = objective
             return terms
@@ -291,6 +315,7 @@ class SemiSupervisedClassifier(GenerativeModel):
         patience=40,
         fine_tune_reconstruction_weight=0.0,
         unlabeled_batch_size=64,
+        propagation_rounds=0,
     ):
         """Runs the `semi_supervised` recipe (called by `keras_gen.training.train_recipe`).
 
@@ -317,7 +342,11 @@ class SemiSupervisedClassifier(GenerativeModel):
             patience: epochs without a better validation accuracy before stopping.
             fine_tune_reconstruction_weight: if positive, fine-tuning also minimises this times the
                 pre-trained decoder's reconstruction loss on unlabeled training images.
-            unlabeled_batch_size: unlabeled images per fine-tuning step (with the weight above).
+            unlabeled_batch_size: unlabeled images per fine-tuning step (with the weight above, or
+                with a `consistency_weight`).
+            propagation_rounds: if positive (with a `consistency_weight`), fine-tune in this many rounds,
+                each on pseudo-labels propagated from the labels over the nearest-neighbour graph of the
+                current encoder's codes of all training images (`semi_supervised.propagate_labels`).
         """
         from keras_gen import semi_supervised
 
@@ -335,6 +364,7 @@ class SemiSupervisedClassifier(GenerativeModel):
             patience=patience,
             fine_tune_reconstruction_weight=fine_tune_reconstruction_weight,
             unlabeled_batch_size=unlabeled_batch_size,
+            propagation_rounds=propagation_rounds,
         )
 
     def get_config(self):
