@@ -87,6 +87,8 @@ def scaled(value, per_class):
 
 def main(argv=None):
     recipe, args = parse_args(argv)
+    # Before pre-training, so that a bad combination fails in seconds rather than minutes.
+    semi_supervised.check_propagation_rounds(args.propagation_rounds, {"consistency_weight": args.consistency_weight})
     started = time.perf_counter()
     workdir = pathlib.Path(args.workdir)
     run = dict(logdir=workdir / "logs", export_dir=workdir / "exports", checkpoint_dir=workdir / "checkpoints")
@@ -110,7 +112,6 @@ def main(argv=None):
         confidence_threshold=args.confidence_threshold,
     )
     with_unlabeled = semi_supervised.uses_unlabeled_images(options, args.reconstruction_weight)
-    semi_supervised.check_propagation_rounds(args.propagation_rounds, options)
     options.pop("code_dim", None)
     options.pop("freeze_encoder", None)
     tables, epochs_run, skipped, precision = {}, {}, [], {}

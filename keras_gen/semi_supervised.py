@@ -156,11 +156,14 @@ def labeled_splits(
         unlabeled = data_lib.make_dataset(
             images, batch_size=unlabeled_batch_size, preprocessing=preprocessing, shuffle=True, seed=seed + 3, drop_remainder=True
         ).repeat()
-        # An epoch stays one pass over the labeled images; the unlabeled stream runs on across epochs.
-        splits["train_with_unlabeled"] = tf.data.Dataset.zip(train, unlabeled).map(
-            lambda labeled, images: (*labeled, images), num_parallel_calls=tf.data.AUTOTUNE
-        )
+        splits["train_with_unlabeled"] = with_unlabeled_batches(train, unlabeled)
     return splits
+
+
+def with_unlabeled_batches(labeled, unlabeled):
+    """Each (images, labels) batch of `labeled` with the next element of the endless `unlabeled` stream as a
+    third element. An epoch stays one pass over the labeled images; the unlabeled stream runs on across epochs."""
+    return tf.data.Dataset.zip(labeled, unlabeled).map(lambda pair, extra: (*pair, extra), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def propagate_labels(codes, labeled_indices, labels, num_classes=10, neighbours=10, alpha=0.99, iterations=30):
@@ -260,8 +263,8 @@ def pseudo_labeled_stream(splits, pseudo_labels, weights):
     """The labeled batches of `splits`, each with `splits["unlabeled_batch_size"]` training images and
     their pseudo-labels and weights: (images, labels, (unlabeled images, pseudo-labels, weights)).
 
-    As with "train_with_unlabeled", an epoch is one pass over the labeled images and the unlabeled
-    stream runs on, reshuffled, across epochs.
+    As with "train_with_unlabeled" (`with_unlabeled_batches`), the unlabeled stream runs on, reshuffled,
+    across epochs.
     """
     seed, preprocessing = splits["seed"], splits["preprocessing"]
     images = splits["images"]
@@ -280,7 +283,7 @@ def pseudo_labeled_stream(splits, pseudo_labels, weights):
         .enumerate()
         .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     )
-    return tf.data.Dataset.zip(splits["train"], unlabeled).map(lambda labeled, pseudo: (*labeled, pseudo)).prefetch(tf.data.AUTOTUNE)
+    return with_unlabeled_batches(splits["train"], unlabeled).prefetch(tf.data.AUTOTUNE)
 
 
 def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=None, verbose=0, train_split="train"):
@@ -379,10 +382,11 @@ def compare_modes(
             "rounds": rounds,
         }
 
-    if propagation_rounds and not ("unlabeled_batch_size" in splits and classifier_options.get("consistency_weight")):
+    check_propagation_rounds(propagation_rounds, classifier_options)
+    if propagation_rounds and "unlabeled_batch_size" not in splits:
         raise ValueError(
-            "propagation_rounds needs classifier_options['consistency_weight'] > 0 and splits with unlabeled batches "
-            "(labeled_splits(..., unlabeled_batch_size=...)): the propagated pseudo-labels enter fine-tuning through that term."
+            "propagation_rounds needs splits with unlabeled batches (labeled_splits(..., unlabeled_batch_size=...)): "
+            "the pseudo-labels come with the unlabeled images."
         )
     code_dim = int(encoder.outputs[0].shape[-1])
     options = dict(classifier_options, code_dim=code_dim, seed=seed)
