@@ -67,6 +67,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-minutes", type=float, default=25.0, help="start no new label draw after this much wall time")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "keras_gen_bench_semi_supervised"))
     parser.add_argument("--card", help="write the model card (markdown) here")
+    parser.add_argument(
+        "--note", default="", help="a paragraph for the card's caveats, e.g. which earlier looks at the test set led to these settings"
+    )
     return recipe, parser.parse_args(argv)
 
 
@@ -218,11 +221,12 @@ def write_card(path, recipe, args, tables, epochs_run, precision, source, pretra
 
     options = recipe.model_options
     head = f"one ReLU layer of {args.hidden_units} units" if args.hidden_units else "logistic regression"
+    article = "an" if args.pretrain_recipe[:1].lower() in tuple("aeiou") else "a"
     dropout = f", dropout {args.dropout:g} on the code while training" if args.dropout else ""
     lines = [
         "# Model card: `semi_supervised`",
         "",
-        f"A shallow classifier ({head} on the code{dropout}) on the encoder of a `{args.pretrain_recipe}` pre-trained",
+        f"A shallow classifier ({head} on the code{dropout}) on the encoder of {article} `{args.pretrain_recipe}` pre-trained",
         "on the unlabeled Fashion-MNIST training images, trained with N labeled images per class, three ways on the same labels:",
         "",
         "- **frozen**: only the head trains; the pre-trained encoder, BatchNorm included, stays in inference mode;",
@@ -290,7 +294,7 @@ def write_card(path, recipe, args, tables, epochs_run, precision, source, pretra
             "The pseudo-label settings (propagation, rounds, weight, augmentation, unlabeled batch) were chosen on draw 0",
             "at 10 labels per class by the accuracy on 2,000 labeled validation images (not the test set): far more",
             "labels than this setting has, which makes the fine-tuned row the most optimistic of the three. Draws 1",
-            "and 2 were checked on those validation images before this run; the test set was looked at once, here.",
+            "and 2 were checked on those validation images before the test set was looked at.",
         ]
     elif args.consistency_weight:
         lines += [
@@ -298,6 +302,8 @@ def write_card(path, recipe, args, tables, epochs_run, precision, source, pretra
             "draw 0 at 10 labels per class, looking at both the labeled validation accuracy and the test accuracy; that",
             "makes the fine-tuned row the most optimistic of the three.",
         ]
+    if args.note:
+        lines += ["", args.note]
     if skipped:
         lines += ["", f"Skipped for the wall-time cap of {args.max_minutes:g} min: {', '.join(skipped)}."]
     pretraining = (
