@@ -266,22 +266,23 @@ def pseudo_labeled_stream(splits, pseudo_labels, weights):
     As with "train_with_unlabeled" (`with_unlabeled_batches`), the unlabeled stream runs on, reshuffled,
     across epochs.
     """
-    seed, preprocessing = splits["seed"], splits["preprocessing"]
     images = splits["images"]
-    if images.ndim == 3:
-        images = images[..., None]
-
-    def prepare(index, batch):
-        images, labels, weights = batch
-        return data_lib.preprocess(images, preprocessing, seed=tf.stack([tf.cast(seed, tf.int64), index])), labels, weights
-
+    pseudo_labels = tf.constant(np.asarray(pseudo_labels, np.int32))
+    weights = tf.constant(np.asarray(weights, np.float32))
+    # Each image's index rides along as its label, to look up its pseudo-label and weight.
     unlabeled = (
-        tf.data.Dataset.from_tensor_slices((images, np.asarray(pseudo_labels, np.int32), np.asarray(weights, np.float32)))
-        .shuffle(len(images), seed=seed + 4, reshuffle_each_iteration=True)
+        data_lib.make_dataset(
+            images,
+            np.arange(len(images)),
+            batch_size=splits["unlabeled_batch_size"],
+            preprocessing=splits["preprocessing"],
+            shuffle=True,
+            seed=splits["seed"] + 4,
+            with_labels=True,
+            drop_remainder=True,
+        )
         .repeat()
-        .batch(splits["unlabeled_batch_size"], drop_remainder=True)
-        .enumerate()
-        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda batch, index: (batch, tf.gather(pseudo_labels, index), tf.gather(weights, index)), num_parallel_calls=tf.data.AUTOTUNE)
     )
     return with_unlabeled_batches(splits["train"], unlabeled).prefetch(tf.data.AUTOTUNE)
 
@@ -361,9 +362,11 @@ def compare_modes(
     def where(folder, name):
         return None if folder is None else pathlib.Path(folder) / name
 
+    def record(mode, classifier, history, **extra):
+        results[mode] = {"accuracy": evaluate_accuracy(classifier, splits), "epochs": len(history["loss"]), "history": history, **extra}
+
     def train(classifier, mode, rate, train_split="train"):
-        history = fit_classifier(classifier, splits, rate, epochs, patience, where(logdir, mode), verbose, train_split)
-        results[mode] = {"accuracy": evaluate_accuracy(classifier, splits), "epochs": len(history["loss"]), "history": history}
+        record(mode, classifier, fit_classifier(classifier, splits, rate, epochs, patience, where(logdir, mode), verbose, train_split))
 
     def train_in_rounds(classifier, rate):
         rounds, history = [], {}
@@ -375,12 +378,7 @@ def compare_modes(
             rounds.append({"epochs": len(this_round["loss"]), "pseudo_labels": pseudo_labels, "weights": weights})
             for key, values in this_round.items():
                 history.setdefault(key, []).extend(values)
-        results["fine_tuned"] = {
-            "accuracy": evaluate_accuracy(classifier, splits),
-            "epochs": len(history["loss"]),
-            "history": history,
-            "rounds": rounds,
-        }
+        record("fine_tuned", classifier, history, rounds=rounds)
 
     check_propagation_rounds(propagation_rounds, classifier_options)
     if propagation_rounds and "unlabeled_batch_size" not in splits:

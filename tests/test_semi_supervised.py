@@ -562,11 +562,14 @@ def test_compare_modes_fine_tunes_in_propagation_rounds(tmp_path):
         images, labels, images, labels, images, labels,
         per_class=2, validation_per_class=2, seed=0, preprocessing="scale", batch_size=8, unlabeled_batch_size=16,
     )
-    stream = semi_supervised.pseudo_labeled_stream(splits, np.ones(48, "int32"), np.full(48, 0.5, "float32"))
+    # Weight i / 48 names image i, so each unlabeled image can be checked against its own pseudo-label.
+    stream = semi_supervised.pseudo_labeled_stream(splits, np.arange(48, dtype="int32") % 7, np.arange(48, dtype="float32") / 48)
     first, first_labels, (unlabeled, pseudo_labels, weights) = next(iter(stream))
     assert first.shape == (8, 8, 8, 1) and unlabeled.shape == (16, 8, 8, 1) and float(tf.reduce_max(unlabeled)) <= 1.0
-    np.testing.assert_array_equal(pseudo_labels, 1)
-    np.testing.assert_array_equal(weights, 0.5)
+    indices = np.rint(weights.numpy() * 48).astype(int)
+    assert len(set(indices)) == 16
+    np.testing.assert_array_equal(pseudo_labels, indices % 7)
+    np.testing.assert_allclose(unlabeled, images[indices] / 255.0, atol=1e-6)
     options = {"image_shape": helpers.IMAGE_SHAPE, "num_classes": 10, "consistency_weight": 1.0}
     results = semi_supervised.compare_modes(
         pretrained_encoder(), splits, classifier_options=options, learning_rate=1e-2, fine_tune_learning_rate=1e-3,
