@@ -65,7 +65,7 @@ def main(argv=None):
     args = parse_args(argv)
     work = pathlib.Path(args.work_dir)
     started = time.perf_counter()
-    images, labels = anomaly.fashion_mnist_test_set()
+    images, labels = anomaly.test_set("fashion_mnist")
     rows, terms, checkpoints, skipped = [], [], [], []
     for normal_class in args.classes:
         if time.perf_counter() - started > 60.0 * args.max_minutes:
@@ -123,7 +123,7 @@ def main(argv=None):
     if skipped:
         print(f"Skipped (past --max-minutes): classes {skipped}")
     print()
-    print(anomaly.format_anomaly_table(rows, args.fpr, markdown=True))
+    print(anomaly.format_anomaly_table(rows, args.fpr, class_names=data.CLASS_NAMES, markdown=True))
     print()
     print("ROC-AUC of the score's terms, from the same models:")
     print()

@@ -36,6 +36,27 @@ def cmd_list(args):
         print(f"{recipe.name:<{name_width}}  {recipe.model:<{model_width}}  {recipe.description}")
 
 
+def parse_image_size(text):
+    """'64' (square) or '64x48' (height x width) -> [height, width]."""
+    try:
+        sides = [int(side) for side in text.lower().split("x")]
+        if len(sides) not in (1, 2) or min(sides) < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad image size {text!r}: use one side (64) or height x width (64x48)") from None
+    return sides * 2 if len(sides) == 1 else sides
+
+
+def data_overrides(args):
+    """The [data] keys that `keras-gen train`'s data flags replace."""
+    flags = {"dataset": args.data, "image_size": args.image_size, "channels": args.channels, "validation_size": args.validation_size, "test_size": args.test_size}
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    for key in ("skip_corrupt", "download"):
+        if getattr(args, key):
+            overrides[key] = True
+    return overrides
+
+
 def cmd_train(args):
     from keras_gen import recipes
     from keras_gen import training
@@ -54,6 +75,7 @@ def cmd_train(args):
         checkpoint_dir=args.checkpoint_dir,
         source_dir=args.data_dir,
         data_dir=args.tfds_dir,
+        data=data_overrides(args),
     )
     export_path = pathlib.Path(result["export"]).resolve()
     base_path = export_path.parent
@@ -79,12 +101,13 @@ def set_normal_class(recipe, normal_class):
     """Makes `recipe` train a one-class model on `normal_class` (for models with a `normal_class` option)."""
     import inspect
 
-    from keras_gen import data
     from keras_gen import recipes
 
     if "normal_class" not in inspect.signature(recipe.model_class().__init__).parameters:
         raise recipes.RecipeError(f"--normal-class is for one-class anomaly detectors (e.g. aae); {recipe.model!r} has no normal_class option.")
-    data.check_classes([normal_class])
+    if normal_class < 0:
+        raise recipes.RecipeError(f"--normal-class is a class index (0 or more), got {normal_class}.")
+    # The data's class names bound it: an index the data does not have stops the run before training.
     recipe.model_options["normal_class"] = normal_class
 
 
@@ -192,12 +215,15 @@ def cmd_evaluate_anomaly(args):
         raise ValueError(f"--fpr must be in [0, 1), got {args.fpr}.")
     paths = [args.checkpoint, *args.more]
     started = time.perf_counter()
-    images, labels = anomaly.fashion_mnist_test_set(args.num_images, source_dir=args.data_dir, data_dir=args.tfds_dir)
+    from keras_gen import data
+
+    source = data.open_source(args.data, source_dir=args.data_dir, data_dir=args.tfds_dir)
+    images, labels = anomaly.test_set(source, args.num_images, image_size=args.image_size, channels=args.channels)
     rows = [anomaly.evaluate_one_class(anomaly.AnomalyScorer.load(path), images, labels, fpr=args.fpr) for path in paths]
-    print(f"One-class anomaly detection on {len(images)} Fashion-MNIST test images: each model's normal class against the other classes.")
+    print(f"One-class anomaly detection on {len(images)} test images of {source.name}: each model's normal class against the other classes.")
     print(f"Threshold: the score above which {args.fpr:g} of the model's held-out normal images lie (set when it was calibrated).")
     print()
-    print(anomaly.format_anomaly_table(rows, args.fpr))
+    print(anomaly.format_anomaly_table(rows, args.fpr, class_names=source.class_names))
     print()
     for row in sorted(rows, key=lambda row: row["normal_class"]):
         print(f"  class {row['normal_class']}: {row['name']}")
@@ -257,6 +283,15 @@ def build_parser():
     train.add_argument("--logdir", default="tensorboard_logs", help="TensorBoard root (default: tensorboard_logs)")
     train.add_argument("--export-dir", default="exports", help="SavedModel root (default: exports)")
     train.add_argument("--checkpoint-dir", default="checkpoints", help="checkpoints and resume state (default: checkpoints)")
+    train.add_argument(
+        "--data", metavar="SOURCE", help="the data, replacing the recipe's: fashion_mnist, tfds:NAME (e.g. tfds:cifar10) or folder:PATH"
+    )
+    train.add_argument("--image-size", type=parse_image_size, metavar="N|HxW", help="fit every image to this size (resize keeping the aspect ratio, then centre crop)")
+    train.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to greyscale (1) or RGB (3)")
+    train.add_argument("--validation-size", type=int, metavar="N", help="images held out of train for validation when the source has no validation split")
+    train.add_argument("--test-size", type=int, metavar="N", help="images held out for testing when the source has no test split (default: a tenth)")
+    train.add_argument("--skip-corrupt", action="store_true", help="folder sources: leave out image files that cannot be decoded, and say how many")
+    train.add_argument("--download", action="store_true", help="TFDS sources: download and prepare the dataset if it is not prepared yet")
     train.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)")
     train.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: TFDS's)")
     train.add_argument(
@@ -302,6 +337,11 @@ def build_parser():
     evaluate.add_argument("--num-images", type=int, help="evaluate the first N test images (default: all 10,000)")
     evaluate.add_argument("--batch-size", type=int, default=20, help="test images per batch (default: 20)")
     evaluate.add_argument("--seed", type=int, default=0, help="binarisation and importance-sample seed; with --num-samples, the first sample seed (default: 0)")
+    evaluate.add_argument(
+        "--data", default="fashion_mnist", metavar="SOURCE", help="with --anomaly: the labeled source whose test split is scored (default: fashion_mnist)"
+    )
+    evaluate.add_argument("--image-size", type=parse_image_size, metavar="N|HxW", help="with --anomaly: fit the test images to this size, as in training")
+    evaluate.add_argument("--channels", type=int, choices=(1, 3), help="with --anomaly: convert the test images to greyscale (1) or RGB (3)")
     evaluate.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)")
     evaluate.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: TFDS's)")
     evaluate.set_defaults(run=cmd_evaluate)

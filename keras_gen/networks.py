@@ -2,6 +2,24 @@
 
 Every model takes its networks as arguments, so these are only the defaults; any Keras model with the
 same inputs and outputs can replace them.
+
+How the default networks scale with the image size: a convolutional network here is a stack of
+stride-2 stages, one width (channels) per stage. Each model keeps base widths, the networks it builds
+for 28x28 Fashion-MNIST, and `stage_widths` fits them to its image shape:
+
+- n_fit, the stages that fit (`stages_that_fit`), is the largest n for which height and width are both
+  divisible by 2^n and the smallest side, divided by 2^n, is still at least `MIN_STAGE_RESOLUTION` (4).
+  28 -> 2, 32 -> 3, 48 -> 3, 64 -> 4, 8 -> 1.
+- The network has max(len(base), n_fit) stages: a larger image gains stages, a smaller one keeps the
+  base, so 28x28 models (and the tests' 8x8 ones) are built exactly from their base widths.
+- Each extra stage doubles the width at the coarse end: widths listed finest first (encoders,
+  discriminators, critics) gain last * 2 at their end, widths listed coarsest first (decoders,
+  generators) gain first * 2 at their start.
+
+So DCGAN's base generator (128, 64) and discriminator (64, 128) become (512, 256, 128, 64) from a 4x4
+projection and (64, 128, 256, 512) at 64x64: the four stride-2 stages of Radford et al.'s 64x64 DCGAN
+(whose generator projects z to 1024 channels rather than to its first stage's width; see
+`keras_gen.models.DCGAN`). Widths given explicitly to a model are used exactly as given.
 """
 
 import math
@@ -10,14 +28,81 @@ import keras_gen  # noqa: F401
 import keras
 from keras import layers
 
+# The smallest feature map, per side, that `stage_widths` lets a network downsample to.
+MIN_STAGE_RESOLUTION = 4
+
+
+def stages_that_fit(image_shape):
+    """The most stride-2 stages that halve `image_shape` evenly and keep each side at least
+    `MIN_STAGE_RESOLUTION` pixels (see the module docstring): 28 -> 2, 32 -> 3, 64 -> 4.
+
+    Example:
+    >>> stages_that_fit((64, 48, 3))
+    3
+    """
+    height, width = int(image_shape[0]), int(image_shape[1])
+    stages = 0
+    while True:
+        factor = 2 ** (stages + 1)
+        if height % factor or width % factor or min(height, width) // factor < MIN_STAGE_RESOLUTION:
+            return stages
+        stages += 1
+
+
+def stage_widths(image_shape, base, coarsest_first=False):
+    """The widths of a network's stride-2 stages for `image_shape`, grown from its `base` widths.
+
+    The network gets max(len(base), stages_that_fit(image_shape)) stages; each stage added to the base
+    doubles the width at the coarse end (see the module docstring).
+
+    Args:
+        image_shape: (height, width, channels) of the images.
+        base: one width per stage, at least one: the network for 28x28 images.
+        coarsest_first: whether `base` lists the coarsest stage first (decoders and generators) rather
+            than the finest (encoders, discriminators and critics).
+
+    Returns:
+        A tuple of ints, in the order of `base`.
+
+    Example:
+    >>> stage_widths((64, 64, 3), (128, 64), coarsest_first=True)
+    (512, 256, 128, 64)
+    """
+    widths = [int(w) for w in base]
+    if not widths:
+        raise ValueError("stage_widths needs at least one base width.")
+    for _ in range(stages_that_fit(image_shape) - len(widths)):
+        if coarsest_first:
+            widths.insert(0, widths[0] * 2)
+        else:
+            widths.append(widths[-1] * 2)
+    return tuple(widths)
+
+
+def resolve_widths(widths, image_shape, base, coarsest_first=False):
+    """A model's widths option as built: `widths` as given (as ints), or for None `base` scaled to
+    `image_shape` by `stage_widths`."""
+    if widths is None:
+        return stage_widths(image_shape, base, coarsest_first)
+    return tuple(int(w) for w in widths)
+
+
+def _nearby_multiples(size, factor):
+    below = size // factor * factor
+    return [str(s) for s in (below, below + factor) if s > 0]
+
 
 def _check_downsampling(image_shape, num_strided):
     factor = 2**num_strided
     height, width = image_shape[0], image_shape[1]
     if height % factor or width % factor:
+        sides = sorted({side for side in (height, width) if side % factor})
+        suggestions = " or ".join(size for side in sides for size in _nearby_multiples(side, factor))
         raise ValueError(
-            f"image_shape {tuple(image_shape)} must have height and width divisible by {factor} "
-            f"for {num_strided} stride-2 convolutions; pad the images or pass fewer `filters`."
+            f"image_shape {tuple(image_shape)} cannot be halved evenly by {num_strided} stride-2 stages: its height "
+            f"and width must be divisible by {factor}. Choose an image size divisible by {factor}, such as "
+            f"{suggestions} ([data] image_size in a recipe, --image-size on the command line), or pass fewer widths "
+            "(one per stage) to the model."
         )
     return height // factor, width // factor
 

@@ -16,12 +16,22 @@ from keras_gen import registry
 
 # Each fixed section: key -> (type, default). float accepts ints too.
 DATA_KEYS = {
-    "dataset": (str, "fashion_mnist"),
+    "dataset": (str, "fashion_mnist"),  # or "tfds:NAME", "folder:PATH" (keras_gen.data.sources)
     "preprocessing": (str, "scale"),
-    "validation_size": (int, 5000),
+    "validation_size": (int, 5000),  # held out of train when the source has no validation split
+    "test_size": (int, 0),  # held out when the source has no test split (0: a tenth of the images)
     "with_labels": (bool, False),
     "classes": (list, []),  # class indices to keep (e.g. [3]); empty: all classes
+    "image_size": (list, []),  # [height, width] to fit the images to; empty: the source's own size
+    "center_crop": (list, []),  # [height, width] cut from each image's centre before resizing
+    "channels": (int, 0),  # 1 or 3; 0: the source's own
+    "label": (str, ""),  # TFDS: the class feature to use as labels ("": `label` when there is one)
+    "tfds_dir": (str, ""),  # TFDS data folder ("": TFDS's default; --tfds-dir overrides)
+    "cache": (str, "auto"),  # "auto", "yes" or "no": keep decoded images of streamed sources in memory
+    "skip_corrupt": (bool, False),  # folders: leave out unreadable image files instead of stopping
+    "download": (bool, False),  # TFDS: download and prepare a dataset that is not prepared yet
 }
+CACHE_CHOICES = {"auto": "auto", "yes": True, "no": False}
 TRAIN_KEYS = {
     "epochs": (int, 10),
     "steps_per_epoch": (int, 0),  # 0: one pass over the training set
@@ -31,7 +41,6 @@ TRAIN_KEYS = {
     "summary_samples": (int, 64),
 }
 TOP_LEVEL_KEYS = ("model", "description", "model_options", "compile", "data", "train", "pipeline")
-DATASETS = ("fashion_mnist",)
 
 
 class RecipeError(ValueError):
@@ -61,6 +70,17 @@ class Recipe:
         options = dict(self.model_options)
         options["seed"] = self.train["seed"] if seed is None else seed
         return self.model_class()(**options)
+
+
+def with_data(recipe, overrides):
+    """A copy of `recipe` whose [data] table has the keys of `overrides` replaced (checked as in a file),
+    e.g. from `keras-gen train --data folder:DIR --image-size 64`."""
+    where = f"recipe {recipe.name!r} with command-line data options"
+    table = dict(recipe.data)
+    _check_keys(overrides, DATA_KEYS, where)
+    for key, value in overrides.items():
+        table[key] = _check_type(value, DATA_KEYS[key][0], where, key)
+    return dataclasses.replace(recipe, data=check_data(table, f"{where} [data]"))
 
 
 def zoo_dirs():
@@ -130,20 +150,7 @@ def validate(raw, name, path=None):
         pipeline = _check_against_signature(
             pipeline, model_class.train_pipeline, f"{where} [pipeline] of {model_class.__name__}", skip=("recipe", "train", "run")
         )
-    data = _check_fixed(sections["data"], DATA_KEYS, f"{where} [data]")
-    if data["dataset"] not in DATASETS:
-        raise RecipeError(f"{where} [data] dataset {data['dataset']!r} is unknown; valid: {', '.join(DATASETS)}.")
-    from keras_gen.data import PREPROCESSING
-    from keras_gen.data import DataError
-    from keras_gen.data import check_classes
-
-    if data["preprocessing"] not in PREPROCESSING:
-        raise RecipeError(f"{where} [data] preprocessing {data['preprocessing']!r} is unknown; valid: {', '.join(PREPROCESSING)}.")
-    if data["classes"]:
-        try:
-            data["classes"] = list(check_classes(data["classes"]))
-        except DataError as error:
-            raise RecipeError(f"{where} [data] {error}") from None
+    data = check_data(_check_fixed(sections["data"], DATA_KEYS, f"{where} [data]"), f"{where} [data]")
     train = _check_fixed(sections["train"], TRAIN_KEYS, f"{where} [train]")
     for key in ("epochs", "batch_size"):
         if train[key] < 1:
@@ -159,6 +166,48 @@ def validate(raw, name, path=None):
         path=path,
         pipeline=pipeline,
     )
+
+
+def check_data(data, where):
+    """Checks the values of a filled-in [data] table (the kinds of value are checked already)."""
+    from keras_gen import data as data_lib
+
+    try:
+        data_lib.check_source_name(data["dataset"])
+        data_lib.pipeline.check_preprocessing(data["preprocessing"])
+        for key in ("image_size", "center_crop"):
+            data[key] = list(data_lib.pipeline.check_image_size(data[key], key) or [])
+        data_lib.pipeline.check_channels(data["channels"])
+        if data["classes"] and not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in data["classes"]):
+            raise data_lib.DataError(f"classes must be a list of class indices (integers from 0), got {data['classes']!r}.")
+        data["classes"] = sorted(set(data["classes"]))
+    except data_lib.DataError as error:
+        raise RecipeError(f"{where} {error}") from None
+    if data["cache"] not in CACHE_CHOICES:
+        raise RecipeError(f"{where} cache must be one of {', '.join(CACHE_CHOICES)}, got {data['cache']!r}.")
+    for key in ("validation_size", "test_size"):
+        if data[key] < 0:
+            raise RecipeError(f"{where} {key} must be 0 or more, got {data[key]}.")
+    return data
+
+
+def data_options(data):
+    """`keras_gen.data.load_datasets` keyword arguments from a checked [data] table (all but `dataset`)."""
+    return {
+        "preprocessing": data["preprocessing"],
+        "validation_size": data["validation_size"],
+        "test_size": data["test_size"] or None,
+        "with_labels": data["with_labels"],
+        "classes": data["classes"] or None,
+        "image_size": data["image_size"] or None,
+        "center_crop": data["center_crop"] or None,
+        "channels": data["channels"] or None,
+        "label": data["label"] or None,
+        "data_dir": data["tfds_dir"] or None,
+        "cache": CACHE_CHOICES[data["cache"]],
+        "skip_corrupt": data["skip_corrupt"],
+        "download": data["download"],
+    }
 
 
 def _check_keys(table, valid, where):

@@ -106,11 +106,12 @@ def labeled_splits(
     preprocessing,
     batch_size,
     unlabeled_batch_size=0,
+    num_classes=10,
 ):
     """The labeled training, labeled validation and test datasets of one label draw.
 
     Args:
-        images, labels: the training split (uint8 images [N, 28, 28, 1], int labels [N]).
+        images, labels: the training split (uint8 images [N, H, W, C], int labels [N]).
         validation_images, validation_labels: the validation split carved from the training images.
         test_images, test_labels: the untouched test split.
         per_class: labeled training images per class.
@@ -121,6 +122,7 @@ def labeled_splits(
         unlabeled_batch_size: if positive, also "train_with_unlabeled": the labeled batches, each with a
             batch of this many training images (all of them, labels unused) as a third element, for
             fine-tuning with a reconstruction term.
+        num_classes: the number of classes; each must have `per_class` training images.
 
     Returns:
         {"train", "validation", "test"} datasets of (images, labels), "indices" of the draw and its
@@ -128,8 +130,8 @@ def labeled_splits(
         "train_with_unlabeled" of (images, labels, unlabeled images) and "unlabeled_batch_size" when
         `unlabeled_batch_size` is set.
     """
-    chosen = select_per_class(labels, per_class, seed)
-    held_out = select_per_class(validation_labels, validation_per_class, seed + 1)
+    chosen = select_per_class(labels, per_class, seed, num_classes)
+    held_out = select_per_class(validation_labels, validation_per_class, seed + 1, num_classes)
     batch_size = min(batch_size, len(chosen))
     common = dict(preprocessing=preprocessing, with_labels=True)
     # Full batches only: BatchNorm sees no tiny remainder batch while fine-tuning.
@@ -464,17 +466,25 @@ def pretrain_autoencoder(pretrain_recipe, pretrained, pretrain_epochs, train, ru
         checkpoint_dir=run["checkpoint_dir"],
         source_dir=run["source_dir"],
         data_dir=run["data_dir"],
+        data=run.get("data"),
         export=False,
         verbose=run["verbose"],
     )
     return result["model"], result["checkpoint"]
 
 
-def load_splits(validation_size, seed, source_dir=None, data_dir=None):
-    """Fashion-MNIST arrays: (train images, labels), (validation ...), (test ...), validation carved with `seed`."""
-    splits = data_lib.load_fashion_mnist(source_dir=source_dir, data_dir=data_dir)
-    (train, validation) = data_lib.split_train_validation(*splits["train"], validation_size, seed)
-    return train, validation, splits["test"]
+def load_splits(validation_size, seed, source_dir=None, data_dir=None, source=None, options=None):
+    """Uint8 arrays of a labeled source: (train images, labels), (validation ...), (test ...), with the
+    validation set carved with `seed`. `source` is an opened source and `options` its load options, as
+    `training.open_data` returns them (default: Fashion-MNIST from `source_dir` / `data_dir`)."""
+    options = options or {}
+    if source is None:
+        source = data_lib.open_source("fashion_mnist", source_dir=source_dir, data_dir=data_dir)
+    if source.class_names is None:
+        raise data_lib.DataError(f"The semi-supervised pipeline needs labels, but {source.name} has none; use a labeled source (for a folder: one sub-folder per class).")
+    shape = {key: options.get(key) for key in ("image_size", "channels", "center_crop")}
+    common = dict(validation_size=validation_size, seed=seed, test_size=options.get("test_size"), **shape)
+    return tuple(data_lib.load_split_arrays(source, split, **common) for split in ("train", "validation", "test"))
 
 
 def uses_unlabeled_images(classifier_options, reconstruction_weight):
@@ -521,8 +531,10 @@ def run_recipe(
         pretrain_recipe, pretrained, pretrain_epochs, train, run, recipe.data["preprocessing"]
     )
     encoder = encoder_of(pretrained_model)
+    source, data_options = training.open_data(recipe, run["source_dir"], run["data_dir"])
+    model_options = training.data_model_options(recipe, source, data_options)
     (images, labels), (validation_images, validation_labels), (test_images, test_labels) = load_splits(
-        recipe.data["validation_size"], train["seed"], run["source_dir"], run["data_dir"]
+        recipe.data["validation_size"], train["seed"], source=source, options=data_options
     )
     splits = labeled_splits(
         images,
@@ -537,12 +549,13 @@ def run_recipe(
         preprocessing=recipe.data["preprocessing"],
         batch_size=classifier_batch_size,
         unlabeled_batch_size=unlabeled_batch_size if uses_unlabeled_images(recipe.model_options, fine_tune_reconstruction_weight) else 0,
+        num_classes=model_options["num_classes"],
     )
     name = training.run_name()
     run_logdir = training.unique_dir(pathlib.Path(run["logdir"]) / recipe.name, name)
     run_checkpoints = training.unique_dir(pathlib.Path(run["checkpoint_dir"]) / recipe.name, name)
     run_checkpoints.mkdir(parents=True)
-    options = {key: value for key, value in recipe.model_options.items() if key not in ("code_dim", "freeze_encoder")}
+    options = {key: value for key, value in model_options.items() if key not in ("code_dim", "freeze_encoder")}
     results = compare_modes(
         encoder,
         splits,

@@ -1,15 +1,19 @@
 """Runs a zoo recipe: data, model, `fit` with TensorBoard and checkpoints, evaluation, export."""
 
+import contextlib
 import datetime
+import inspect
 import json
 import pathlib
 import time
 
 import keras_gen  # noqa: F401
 import keras
+import tensorflow as tf
 
 from keras_gen import data as data_lib
 from keras_gen import export as export_lib
+from keras_gen import recipes
 from keras_gen.callbacks import ImageSummaries
 
 
@@ -25,19 +29,73 @@ def unique_dir(parent, name):
     return candidate
 
 
-def load_datasets(recipe, batch_size, seed, source_dir=None, data_dir=None, classes=None):
-    """The recipe's datasets; `classes` (default: the recipe's `[data] classes`, empty for all) filters them."""
-    options = recipe.data
-    return data_lib.fashion_mnist_datasets(
-        batch_size=batch_size,
-        preprocessing=options["preprocessing"],
-        validation_size=options["validation_size"],
-        seed=seed,
-        with_labels=options["with_labels"],
-        source_dir=source_dir,
-        data_dir=data_dir,
-        classes=classes or options.get("classes") or None,
-    )
+def open_data(recipe, source_dir=None, data_dir=None):
+    """Opens the recipe's data source (its listing or metadata is checked here, before anything is
+    written) and returns `(source, options)`: the source and the `data.load_datasets` options of the
+    recipe's [data] table. `source_dir` is Fashion-MNIST's IDX folder; `data_dir` the TFDS data folder."""
+    options = recipes.data_options(recipe.data)
+    if data_dir is not None:
+        options["data_dir"] = str(data_dir)
+    opening = {key: options.pop(key) for key in ("data_dir", "label", "download", "skip_corrupt")}
+    source = data_lib.open_source(recipe.data["dataset"], source_dir=source_dir, **opening)
+    return source, options
+
+
+def data_model_options(recipe, source, options):
+    """The recipe's model options with what the data decides: `image_shape` (the fitted images' shape)
+    and, for models with a `num_classes` option, the number of classes. A recipe that sets either to
+    something else, or a conditional model given unlabeled data, is a RecipeError saying what to change."""
+    shape = data_lib.target_shape(source, options["image_size"], options["channels"], options["center_crop"])
+    model_options = dict(recipe.model_options)
+    where = f"Recipe {recipe.name!r}"
+    given = model_options.get("image_shape")
+    if given is not None and tuple(given) != shape:
+        raise recipes.RecipeError(
+            f"{where} sets [model_options] image_shape = {list(given)}, but its data ({source.name}) gives images of "
+            f"{list(shape)}. Remove image_shape (the data decides it) or set [data] image_size / channels "
+            "(--image-size, --channels) to match."
+        )
+    model_options["image_shape"] = list(shape)
+    if "num_classes" in inspect.signature(recipe.model_class().__init__).parameters:
+        if source.class_names is None:
+            raise recipes.RecipeError(
+                f"{where} trains a class-conditional {recipe.model_class().__name__}, but {source.name} has no labels. "
+                "Use a labeled source (for a folder: one sub-folder per class) or an unconditional recipe."
+            )
+        count = len(source.class_names)
+        if model_options.get("num_classes", count) != count:
+            raise recipes.RecipeError(
+                f"{where} sets [model_options] num_classes = {model_options['num_classes']}, but {source.name} has "
+                f"{count} classes. Remove num_classes (the data decides it)."
+            )
+        model_options["num_classes"] = count
+    return model_options
+
+
+def load_datasets(recipe, batch_size, seed, source_dir=None, data_dir=None, classes=None, source=None):
+    """The recipe's datasets (see `data.load_datasets`); `classes` (default: the recipe's `[data] classes`,
+    empty for all) filters them. `source` is the recipe's source when it is open already."""
+    opened, options = open_data(recipe, source_dir, data_dir)
+    if classes:
+        options["classes"] = list(classes)
+    return data_lib.load_datasets(source or opened, batch_size=batch_size, seed=seed, **options)
+
+
+@contextlib.contextmanager
+def naming_unreadable_files(source):
+    """Turns a decode error raised while reading `source` (in `load_datasets`, `fit` or `evaluate`) into a
+    DataError naming the unreadable files and what to do; other errors pass through unchanged."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        unreadable = [path for split in source.splits for path in source.unreadable(split)] if hasattr(source, "unreadable") else []
+        if not unreadable:
+            raise
+        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        raise data_lib.DataError(
+            f"{unreadable[0]}{more} cannot be decoded ({error.message.strip().splitlines()[0]}). Remove or replace the file, or skip "
+            "unreadable files with --skip-corrupt ([data] skip_corrupt = true); the checkpoints of finished epochs are kept."
+        ) from None
 
 
 def data_classes(recipe, model):
@@ -65,6 +123,7 @@ def train_recipe(
     checkpoint_dir="checkpoints",
     source_dir=None,
     data_dir=None,
+    data=None,
     export=True,
     verbose=1,
     callbacks=None,
@@ -77,7 +136,11 @@ def train_recipe(
     `<export_dir>/<recipe>/`. If a previous run of the same recipe was interrupted, training resumes
     from its last completed epoch (`keras.callbacks.BackupAndRestore` in `<checkpoint_dir>/<recipe>/backup`).
     `callbacks` are added to the run's own (e.g. a step timer or a wall-clock cap, as bench/train_zoo.py does).
+    `data` replaces keys of the recipe's [data] table (e.g. {"dataset": "folder:faces", "image_size": [64, 64]}).
+    The model's `image_shape` and `num_classes` come from the data (see `data_model_options`).
     """
+    if data:
+        recipe = recipes.with_data(recipe, data)
     train = dict(recipe.train)
     overrides = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "seed": seed}
     train.update({key: value for key, value in overrides.items() if value is not None})
@@ -91,11 +154,21 @@ def train_recipe(
     if pipeline is not None:
         # A model whose recipe is more than one `fit` (e.g. pre-training, then classifiers) runs its own
         # steps with the same settings and returns a dict with the same keys as below.
-        run = dict(logdir=logdir, export_dir=export_dir, checkpoint_dir=checkpoint_dir, source_dir=source_dir, data_dir=data_dir, export=export, verbose=verbose)
+        run = dict(
+            logdir=logdir, export_dir=export_dir, checkpoint_dir=checkpoint_dir, source_dir=source_dir, data_dir=data_dir,
+            data=data or {}, export=export, verbose=verbose,
+        )
         return pipeline(recipe, train, run, **recipe.pipeline)
 
-    model = recipe.build_model(seed=train["seed"])
-    datasets = load_datasets(recipe, train["batch_size"], train["seed"], source_dir, data_dir, classes=data_classes(recipe, model))
+    source, options = open_data(recipe, source_dir, data_dir)
+    model = recipe.model_class()(**{**data_model_options(recipe, source, options), "seed": train["seed"]})
+    classes = data_classes(recipe, model)
+    if classes:
+        options["classes"] = classes
+    with naming_unreadable_files(source):
+        datasets = data_lib.load_datasets(source, batch_size=train["batch_size"], seed=train["seed"], **options)
+    if verbose:
+        print("Data: " + "; ".join([datasets["info"].summary(), *source.notes()]))
     model.compile_recipe(**recipe.compile)
     model.jit_compile = train["jit_compile"]
 
@@ -104,7 +177,14 @@ def train_recipe(
     run_checkpoints = unique_dir(pathlib.Path(checkpoint_dir) / recipe.name, name)
     run_checkpoints.mkdir(parents=True)
     run_logdir.mkdir(parents=True)
-    settings = {"recipe": recipe.name, "recipe_path": str(recipe.path), "train": train, "model_options": recipe.model_options}
+    settings = {
+        "recipe": recipe.name,
+        "recipe_path": str(recipe.path),
+        "train": train,
+        "model_options": recipe.model_options,
+        "data": recipe.data,
+        "dataset": datasets["info"].to_dict(),
+    }
     (run_logdir / "run.json").write_text(json.dumps(settings, indent=2, default=str))
 
     callbacks = [
@@ -116,19 +196,20 @@ def train_recipe(
         *(callbacks or []),
     ]
     started = time.perf_counter()
-    history = model.fit(
-        datasets["train"],
-        epochs=train["epochs"],
-        steps_per_epoch=train["steps_per_epoch"] or None,
-        validation_data=datasets["validation"],
-        callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles (seeded) already
-        verbose=verbose,
-    )
-    seconds = time.perf_counter() - started
-    # E.g. an anomaly detector sets its score statistics and thresholds on the held-out images here.
-    getattr(model, "after_training", lambda datasets: None)(datasets)
-    test_metrics = model.evaluate(datasets["test"], return_dict=True, verbose=0)
+    with naming_unreadable_files(source):
+        history = model.fit(
+            datasets["train"],
+            epochs=train["epochs"],
+            steps_per_epoch=train["steps_per_epoch"] or None,
+            validation_data=datasets["validation"],
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles (seeded) already
+            verbose=verbose,
+        )
+        seconds = time.perf_counter() - started
+        # E.g. an anomaly detector sets its score statistics and thresholds on the held-out images here.
+        getattr(model, "after_training", lambda datasets: None)(datasets)
+        test_metrics = model.evaluate(datasets["test"], return_dict=True, verbose=0)
     final_checkpoint = run_checkpoints / "model.keras"
     model.save(final_checkpoint)
     result = {

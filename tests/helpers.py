@@ -125,3 +125,36 @@ def export_and_call(model, calls, tmp_path):
     result = call_export_in_fresh_process(path, calls, tmp_path)
     assert "keras_gen" not in result["imported"] and "tensorflow_probability" not in result["imported"]
     return path, result
+
+
+def real_images(per_class=4, offset=0):
+    """Uint8 images [10 * per_class, 28, 28, 1] and int64 labels, `per_class` of each class: real
+    Fashion-MNIST test images when Debian's dataset-fashion-mnist is installed (`make test` installs it),
+    otherwise seeded noise of the same shape, so that the folder tests run anywhere."""
+    folder = pathlib.Path(data.DEFAULT_SOURCE_DIR)
+    files = [folder / f"{name}.gz" for name in data.SOURCE_FILES["test"]]
+    if all(path.is_file() for path in files):
+        images, labels = (data.read_idx(path) for path in files)
+    else:
+        rng = np.random.default_rng(0)
+        images, labels = rng.integers(0, 256, (1000, 28, 28), np.uint8), np.arange(1000) % 10
+    chosen = np.concatenate([np.flatnonzero(labels == label)[offset : offset + per_class] for label in range(10)])
+    return images[chosen][..., np.newaxis], labels[chosen].astype(np.int64)
+
+
+def write_image_folder(root, per_class=4, rgb=False, pad=None, splits=("train", "test")):
+    """Writes real images (see `real_images`) as PNG class folders, root/<split>/<class>/<n>.png (or
+    root/<class>/... for one split named ""); `rgb` tints each with a seeded colour, `pad` pads them to a
+    square size. Returns {split: (images, labels)} as written."""
+    from keras_gen.data import write_folder
+
+    written = {}
+    for offset, split in enumerate(splits):
+        images, labels = real_images(per_class, offset=offset * per_class)
+        if rgb:
+            images = write_folder.tint(images, seed=offset)
+        if pad:
+            images = write_folder.pad_to(images, pad)
+        write_folder.write_split(pathlib.Path(root) / split, images, labels, data.CLASS_NAMES)
+        written[split] = (images, labels)
+    return written

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_gen import anomaly
+from keras_gen import data
 
 
 def pairwise_auc(scores, is_anomaly):
@@ -113,10 +114,11 @@ def test_evaluate_one_class_scores_the_normal_class_against_the_rest():
     assert row["num_normal"] == 4 and row["num_anomalies"] == 4
     uncalibrated = anomaly.evaluate_one_class(constant_scorer(3, np.nan), images, labels)
     assert uncalibrated["auroc"] == 1.0 and np.isnan(uncalibrated["detection_rate"])
-    table = anomaly.format_anomaly_table([row, {**uncalibrated, "normal_class": 1}], fpr=0.05)
+    table = anomaly.format_anomaly_table([row, {**uncalibrated, "normal_class": 1}], fpr=0.05, class_names=data.CLASS_NAMES)
     assert "3 Dress" in table and "1 Trouser" in table and "n/a" in table and "mean of 2" in table
     markdown = anomaly.format_anomaly_table([row], fpr=0.05, markdown=True)
     assert markdown.splitlines()[0].startswith("| normal class | ROC-AUC")
+    assert "| 3 |" in markdown  # without class names, the index alone
 
 
 def test_evaluate_one_class_needs_a_one_class_model():

@@ -191,3 +191,113 @@ def test_anomaly_evaluation_and_normal_class_fail_cleanly(trained, tmp_path, cap
     assert "no anomaly_score or anomaly_threshold endpoint" in capsys.readouterr().err
     assert cli.main(["train", str(root / "tiny.toml"), "--normal-class", "3", *where]) == 2
     assert "'vae' has no normal_class option" in capsys.readouterr().err
+
+
+# === Any image dataset ===
+def dirs_in(root):
+    return ["--logdir", str(root / "logs"), "--export-dir", str(root / "exports"), "--checkpoint-dir", str(root / "ckpt")]
+
+
+@pytest.fixture(scope="module")
+def colour_pngs(tmp_path_factory):
+    """Real Fashion-MNIST images, tinted with seeded colours and padded to 32x32, as PNG class folders."""
+    root = tmp_path_factory.mktemp("colour_pngs")
+    helpers.write_image_folder(root / "data", per_class=4, rgb=True, pad=32)
+    return root
+
+
+def test_train_dcgan_on_a_folder_of_rgb_pngs_at_64(colour_pngs, tmp_path, capsys):
+    folder = colour_pngs / "data"
+    args = ["train", "dcgan", "--data", f"folder:{folder}", "--image-size", "64", "--epochs", "1", "--steps-per-epoch", "5", "--batch-size", "4", "--validation-size", "8"]
+    assert cli.main([*args, *dirs_in(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"Data: folder:{folder}: 64x64x3 images (train 32, validation 8, test 40), 10 classes" in out
+    run = next((tmp_path / "logs" / "dcgan").iterdir())
+    grid = read_images(run / "train")["samples"][0][1]
+    assert grid.shape[-1] == 3 and grid.shape[0] % 64 == 0, "TensorBoard's grid is RGB, 64 pixels a tile"
+    assert cli.main(["sample", str(tmp_path / "exports" / "dcgan"), "--seeds", "0..3", "--out", str(tmp_path / "grid.png")]) == 0
+    assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "grid.png"))).shape == (128, 128, 3)
+    settings = (run / "run.json").read_text()
+    assert '"image_shape": [\n      64,\n      64,\n      3\n    ]' in settings and "3_Dress" in settings
+
+
+def test_train_vae_on_tfds_cifar10(tmp_path, capsys):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=24):
+        args = ["train", "vae", "--data", "tfds:cifar10", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8", "--validation-size", "8"]
+        assert cli.main([*args, "--tfds-dir", str(tmp_path / "tfds"), *dirs_in(tmp_path)]) == 0
+    assert "Data: tfds:cifar10: 32x32x3 images (train 16, validation 8, test 24), 10 classes" in capsys.readouterr().out
+    loaded = tf.saved_model.load(str(tmp_path / "exports" / "vae" / "1"))
+    assert loaded.signatures["reconstruct"].structured_input_signature[1]["images"].shape.as_list() == [None, 32, 32, 3]
+
+
+@pytest.mark.parametrize("name", ["dcgan_celeba", "vae_celeba", "dcgan_cifar10"])
+def test_the_colour_recipes_run_offline_on_mock_data(name, tmp_path):
+    import tensorflow_datasets as tfds
+
+    from keras_gen import recipes
+    from keras_gen import training
+
+    with tfds.testing.mock_data(num_examples=12):
+        result = training.train_recipe(
+            recipes.load_recipe(name), epochs=1, steps_per_epoch=1, batch_size=4, data={"validation_size": 4, "tfds_dir": str(tmp_path / "tfds")},
+            logdir=tmp_path / "logs", checkpoint_dir=tmp_path / "ckpt", export=False, verbose=0,
+        )
+    expected = (32, 32, 3) if name.endswith("cifar10") else (64, 64, 3)
+    assert result["model"].image_shape == expected
+    assert all(np.isfinite(value) for value in result["test"].values())
+
+
+def test_bad_data_stops_before_anything_is_written(colour_pngs, tmp_path, capsys):
+    folder = colour_pngs / "data"
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for index, image in enumerate(helpers.real_images(per_class=1)[0]):
+        (flat / f"{index}.png").write_bytes(tf.io.encode_png(image).numpy())
+    (tmp_path / "pinned.toml").write_text('model = "vae"\n[model_options]\nimage_shape = [28, 28, 1]\n[data]\nvalidation_size = 4\n')
+    cases = [
+        (["vae", "--data", f"folder:{folder}", "--image-size", "30"], "divisible by 4"),
+        (["cgan", "--data", f"folder:{flat}", "--validation-size", "2"], "trains a class-conditional CGAN, but folder:"),
+        ([str(tmp_path / "pinned.toml"), "--data", f"folder:{folder}"], "sets [model_options] image_shape = [28, 28, 1], but its data"),
+        (["vae", "--data", f"folder:{folder}"], "validation_size must be in [0, 40)"),
+        (["vae", "--data", "tfds:no_such_dataset_here"], "TFDS has no dataset 'no_such_dataset_here'"),
+        (["aae", "--data", f"folder:{folder}", "--normal-class", "12", "--validation-size", "4"], "class indices 0..9"),
+    ]
+    for args, message in cases:
+        assert cli.main(["train", *args, *dirs_in(tmp_path)]) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert not any((tmp_path / name).exists() for name in ("logs", "ckpt", "exports"))
+
+
+def test_an_unreadable_image_is_named_and_earlier_runs_are_kept(colour_pngs, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(colour_pngs / "data", folder)
+    args = ["train", "autoencoder", "--data", f"folder:{folder}", "--epochs", "1", "--batch-size", "8", "--validation-size", "8", *dirs_in(tmp_path)]
+    assert cli.main(args) == 0
+    before = sorted(str(path) for path in tmp_path.rglob("*") if "data" not in path.parts)
+    victim = sorted((folder / "train").rglob("*.png"))[3]
+    raw = bytearray(victim.read_bytes())
+    raw[40:-20] = bytes(len(raw) - 60)
+    victim.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{victim} cannot be decoded" in err and "--skip-corrupt" in err
+    after = sorted(str(path) for path in tmp_path.rglob("*") if "data" not in path.parts)
+    assert set(before) <= set(after), "the first run's checkpoints and export are intact"
+    assert cli.main([*args, "--skip-corrupt"]) == 0
+    assert "skipped 1 unreadable image files" in capsys.readouterr().out
+
+
+def test_one_class_protocol_on_a_folder(colour_pngs, tmp_path, capsys):
+    folder = colour_pngs / "data"
+    (tmp_path / "tiny_aae.toml").write_text(TINY_AAE_RECIPE.replace("validation_size = 100", "validation_size = 12"))
+    assert cli.main(["train", str(tmp_path / "tiny_aae.toml"), "--data", f"folder:{folder}", "--normal-class", "2", *dirs_in(tmp_path)]) == 0
+    capsys.readouterr()
+    export = tmp_path / "exports" / "tiny_aae"
+    assert cli.main(["evaluate", str(export), "--anomaly", "--data", f"folder:{folder}"]) == 0
+    out = capsys.readouterr().out
+    assert f"40 test images of folder:{folder}" in out and "2 2_Pullover" in out

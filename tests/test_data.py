@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gen import data
+from keras_gen.data import fashion_mnist
 from tests.helpers import NUM_TEST
 from tests.helpers import NUM_TRAIN
 from tests.helpers import make_fake_source
@@ -189,8 +190,8 @@ def test_load_prefers_prepared_stock_tfds_unless_a_source_is_chosen(prepared, mo
     root, arrays, _ = prepared
     stock = {"train": "stock train", "test": "stock test"}
     monkeypatch.delenv(data.SOURCE_DIR_ENV, raising=False)
-    monkeypatch.setattr(data, "_stock_is_prepared", lambda data_dir: True)
-    monkeypatch.setattr(data, "_load_stock", lambda data_dir: stock)
+    monkeypatch.setattr(fashion_mnist, "_stock_is_prepared", lambda data_dir: True)
+    monkeypatch.setattr(fashion_mnist, "_load_stock", lambda data_dir: stock)
     assert data.load_fashion_mnist(data_dir=root / "tfds") == stock
     chosen = data.load_fashion_mnist(source_dir=root / "source", data_dir=root / "tfds")
     np.testing.assert_array_equal(chosen["test"][1], arrays["test"][1])
@@ -202,9 +203,9 @@ def test_stock_check_failure_falls_through(tmp_path, monkeypatch):
     def broken_builder(*args, **kwargs):
         raise RuntimeError("registry unavailable")
 
-    monkeypatch.setattr(data.tfds, "builder", broken_builder)
-    assert data._stock_is_prepared(str(tmp_path)) is False
-    assert data._stock_is_prepared(str(tmp_path / "absent")) is False
+    monkeypatch.setattr(fashion_mnist.tfds, "builder", broken_builder)
+    assert fashion_mnist._stock_is_prepared(str(tmp_path)) is False
+    assert fashion_mnist._stock_is_prepared(str(tmp_path / "absent")) is False
 
 
 @pytest.mark.parametrize(
@@ -434,7 +435,7 @@ def test_fashion_mnist_datasets_reject_bad_classes(prepared, classes):
 @pytest.mark.slow
 def test_real_fashion_mnist(tmp_path):
     source = pathlib.Path(data.DEFAULT_SOURCE_DIR)
-    if not all(path is not None for path in data._locate_files(source).values()):
+    if not all(path is not None for path in fashion_mnist._locate_files(source).values()):
         pytest.skip(f"Fashion-MNIST not installed in {source}")
     # A fresh data folder: exercises the full prepare and leaves ~/tensorflow_datasets alone.
     splits = data.load_fashion_mnist(source_dir=source, data_dir=tmp_path)
@@ -444,3 +445,14 @@ def test_real_fashion_mnist(tmp_path):
         assert labels.shape == (count,) and labels.dtype == np.int64
         assert labels.min() == 0 and labels.max() == 9
         assert np.bincount(labels).tolist() == [count // 10] * 10
+
+
+def test_probing_for_a_stock_fashion_mnist_logs_no_warning_about_absent_folders(tmp_path, monkeypatch, caplog):
+    helpers_source = tmp_path / "source"
+    make_fake_source(helpers_source, seed=1)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "default_tfds"))
+    monkeypatch.delenv(data.SOURCE_DIR_ENV, raising=False)
+    with caplog.at_level("WARNING", logger="absl"):
+        assert fashion_mnist._stock_is_prepared(None) is False
+        data.load_fashion_mnist(source_dir=helpers_source, data_dir=tmp_path / "tfds")
+    assert not [record for record in caplog.records if "Variant folder" in record.getMessage()]

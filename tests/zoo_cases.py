@@ -25,56 +25,56 @@ from keras_gen.models import AAE
 from tests import helpers
 
 
-def tiny_batches(count=32, batch_size=8, labels=False, seed=0, value_range=(0.0, 1.0)):
+def tiny_batches(count=32, batch_size=8, labels=False, seed=0, value_range=(0.0, 1.0), shape=helpers.IMAGE_SHAPE):
     """Batches of tiny binary images (optionally with int64 labels 0..9), mapped to `value_range`."""
     low, high = value_range
-    images = helpers.tiny_images(count, seed=seed) * (high - low) + low
+    images = helpers.tiny_images(count, seed=seed, shape=shape) * (high - low) + low
     if not labels:
         return tf.data.Dataset.from_tensor_slices(images).batch(batch_size, drop_remainder=True)
     classes = (np.arange(count) % 10).astype("int64")
     return tf.data.Dataset.from_tensor_slices((images, classes)).batch(batch_size, drop_remainder=True)
 
 
-def vae():
-    model = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
+def vae(image_shape=helpers.IMAGE_SHAPE):
+    model = VAE(image_shape=image_shape, latent_dim=2, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return model, tiny_batches()
+    return model, tiny_batches(shape=image_shape)
 
 
-def cvae():
-    model = CVAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, num_classes=10, seed=0)
+def cvae(image_shape=helpers.IMAGE_SHAPE):
+    model = CVAE(image_shape=image_shape, latent_dim=2, num_classes=10, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return model, tiny_batches(labels=True)
+    return model, tiny_batches(labels=True, shape=image_shape)
 
 
-def gmvae():
-    model = GMVAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, num_components=3, seed=0)
+def gmvae(image_shape=helpers.IMAGE_SHAPE):
+    model = GMVAE(image_shape=image_shape, latent_dim=2, num_components=3, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return model, tiny_batches()
+    return model, tiny_batches(shape=image_shape)
 
 
-def hvae():
-    model = HVAE(image_shape=helpers.IMAGE_SHAPE, latent_dims=(2, 2), hidden_units=8, free_bits=0.1, seed=0)
+def hvae(image_shape=helpers.IMAGE_SHAPE):
+    model = HVAE(image_shape=image_shape, latent_dims=(2, 2), hidden_units=8, free_bits=0.1, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return model, tiny_batches()
+    return model, tiny_batches(shape=image_shape)
 
 
-def autoencoder():
-    model = Autoencoder(image_shape=helpers.IMAGE_SHAPE, code_dim=2, filters=(4, 8), convs_per_stage=2, seed=0)
+def autoencoder(image_shape=helpers.IMAGE_SHAPE):
+    model = Autoencoder(image_shape=image_shape, code_dim=2, filters=(4, 8), convs_per_stage=2, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return model, tiny_batches()
+    return model, tiny_batches(shape=image_shape)
 
 
-def denoising_autoencoder():
-    model = DenoisingAutoencoder(image_shape=helpers.IMAGE_SHAPE, code_dim=2, filters=(4, 8), corruption="salt_and_pepper", corruption_strength=0.2, seed=0)
+def denoising_autoencoder(image_shape=helpers.IMAGE_SHAPE):
+    model = DenoisingAutoencoder(image_shape=image_shape, code_dim=2, filters=(4, 8), corruption="salt_and_pepper", corruption_strength=0.2, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return model, tiny_batches()
+    return model, tiny_batches(shape=image_shape)
 
 
-def semi_supervised():
-    model = SemiSupervisedClassifier(image_shape=helpers.IMAGE_SHAPE, code_dim=2, filters=(4, 8), hidden_units=4, dropout=0.1, seed=0)
+def semi_supervised(image_shape=helpers.IMAGE_SHAPE):
+    model = SemiSupervisedClassifier(image_shape=image_shape, code_dim=2, filters=(4, 8), hidden_units=4, dropout=0.1, seed=0)
     model.compile_recipe(learning_rate=1e-3)
-    return model, tiny_batches(labels=True)
+    return model, tiny_batches(labels=True, shape=image_shape)
 
 
 # zoo name -> factory
@@ -90,47 +90,47 @@ TINY_MODELS = {
 
 
 # === The GAN family: generators make images in [-1, 1], so their data are too ===
-def gan():
-    model = GAN(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, generator_widths=(16,), discriminator_widths=(16,), seed=0)
+def gan(image_shape=helpers.IMAGE_SHAPE):
+    model = GAN(image_shape=image_shape, latent_dim=2, generator_widths=(16,), discriminator_widths=(16,), seed=0)
     model.compile()
-    return model, tiny_batches(value_range=(-1.0, 1.0))
+    return model, tiny_batches(value_range=(-1.0, 1.0), shape=image_shape)
 
 
-def dcgan():
-    model = DCGAN(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, generator_widths=(8, 4), discriminator_widths=(4, 8), seed=0)
+def dcgan(image_shape=helpers.IMAGE_SHAPE):
+    model = DCGAN(image_shape=image_shape, latent_dim=2, generator_widths=(8, 4), discriminator_widths=(4, 8), seed=0)
     model.compile()
-    return model, tiny_batches(value_range=(-1.0, 1.0))
+    return model, tiny_batches(value_range=(-1.0, 1.0), shape=image_shape)
 
 
-def wgan_gp():
-    model = WGANGP(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, generator_widths=(8, 4), discriminator_widths=(4, 8), d_steps=2, seed=0)
+def wgan_gp(image_shape=helpers.IMAGE_SHAPE):
+    model = WGANGP(image_shape=image_shape, latent_dim=2, generator_widths=(8, 4), discriminator_widths=(4, 8), d_steps=2, seed=0)
     model.compile()
-    return model, tiny_batches(value_range=(-1.0, 1.0))
+    return model, tiny_batches(value_range=(-1.0, 1.0), shape=image_shape)
 
 
-def cgan():
-    model = CGAN(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, generator_widths=(8, 4), discriminator_widths=(4, 8), seed=0)
+def cgan(image_shape=helpers.IMAGE_SHAPE):
+    model = CGAN(image_shape=image_shape, latent_dim=2, generator_widths=(8, 4), discriminator_widths=(4, 8), seed=0)
     model.compile()
-    return model, tiny_batches(labels=True, value_range=(-1.0, 1.0))
+    return model, tiny_batches(labels=True, value_range=(-1.0, 1.0), shape=image_shape)
 
 
 TINY_MODELS.update({"gan": gan, "dcgan": dcgan, "wgan_gp": wgan_gp, "cgan": cgan})
 
 
 # === Adversarial hybrids ===
-def vae_gan():
-    model = VAEGAN(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, discriminator_filters=(4, 8), discriminator_hidden_units=8, seed=0)
+def vae_gan(image_shape=helpers.IMAGE_SHAPE):
+    model = VAEGAN(image_shape=image_shape, latent_dim=2, discriminator_filters=(4, 8), discriminator_hidden_units=8, seed=0)
     model.compile()
-    return model, tiny_batches()
+    return model, tiny_batches(shape=image_shape)
 
 
 TINY_MODELS["vae_gan"] = vae_gan
 
 
-def aae():
-    model = AAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, filters=(4, 8), discriminator_units=(8,), seed=0)
+def aae(image_shape=helpers.IMAGE_SHAPE):
+    model = AAE(image_shape=image_shape, latent_dim=2, filters=(4, 8), discriminator_units=(8,), seed=0)
     model.compile()
-    return model, tiny_batches()
+    return model, tiny_batches(shape=image_shape)
 
 
 TINY_MODELS["aae"] = aae

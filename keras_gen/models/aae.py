@@ -87,7 +87,8 @@ class AAE(CodeFunctions, GenerativeModel):
         reconstruction_loss: "bce" or "mse" (`keras_gen.losses.reconstruction_loss`).
         loss: the adversarial loss: a name in `keras_gen.losses.GAN_LOSSES` or a pair of registered
             (discriminator_loss, generator_loss) functions.
-        filters: channels of the default encoder's stages (the decoder mirrors them).
+        filters: channels of the default encoder's stages, finest first (the decoder mirrors them); None:
+            `base_filters`, (32, 64), with stages added for larger images (`networks.stage_widths`).
         convs_per_stage: 3x3 convolutions per stage of the default encoder and decoder.
         discriminator_units: hidden layer widths of the default discriminator.
         anomaly_weight: weight of the standardised log density in the anomaly score (0: reconstruction
@@ -110,6 +111,8 @@ class AAE(CodeFunctions, GenerativeModel):
     optimizer_names = ("ae_optimizer", "d_optimizer", "g_optimizer")
     nested_models = ("encoder", "decoder", "discriminator")
     default_endpoint = "reconstruct"
+    # The default networks' filters for 28x28 images, which None scales with the image size.
+    base_filters = (32, 64)
 
     def __init__(
         self,
@@ -122,7 +125,7 @@ class AAE(CodeFunctions, GenerativeModel):
         num_components=10,
         reconstruction_loss="bce",
         loss="non_saturating",
-        filters=(32, 64),
+        filters=None,
         convs_per_stage=1,
         discriminator_units=(256, 256),
         anomaly_weight=1.0,
@@ -149,7 +152,7 @@ class AAE(CodeFunctions, GenerativeModel):
         self.reconstruction_loss = reconstruction_loss
         self.loss_name = loss if isinstance(loss, str) else None
         self.d_loss_fn, self.g_loss_fn = resolve_loss(loss)
-        self.filters = tuple(int(f) for f in filters)
+        self.filters = networks.resolve_widths(filters, self.image_shape, self.base_filters)
         self.convs_per_stage = int(convs_per_stage)
         self.discriminator_units = tuple(int(u) for u in discriminator_units)
         self.anomaly_weight = float(anomaly_weight)

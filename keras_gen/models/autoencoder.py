@@ -53,7 +53,8 @@ class Autoencoder(CodeFunctions, GenerativeModel):
         decoder: a Keras model, code -> logits shaped like the images; defaults to `networks.ae_decoder`.
         image_shape: (height, width, channels) of the images, scaled to [0, 1].
         code_dim: width of the bottleneck code.
-        filters: channels of the encoder's stages (the decoder mirrors them).
+        filters: channels of the encoder's stages, finest first (the decoder mirrors them); None:
+            `base_filters`, (32, 64), with stages added for larger images (`networks.stage_widths`).
         convs_per_stage: 3x3 convolutions per stage, in the encoder and in the decoder.
         reconstruction_loss: "bce" (binary cross-entropy) or "mse" (squared error).
         seed: seed of the model's noise (used by the denoising variant).
@@ -67,6 +68,8 @@ class Autoencoder(CodeFunctions, GenerativeModel):
     metric_names = ("loss", "mse")
     nested_models = ("encoder", "decoder")
     default_endpoint = "reconstruct"
+    # The default networks' filters for 28x28 images, which None scales with the image size.
+    base_filters = (32, 64)
 
     def __init__(
         self,
@@ -74,7 +77,7 @@ class Autoencoder(CodeFunctions, GenerativeModel):
         decoder=None,
         image_shape=(28, 28, 1),
         code_dim=32,
-        filters=(32, 64),
+        filters=None,
         convs_per_stage=2,
         reconstruction_loss="bce",
         seed=None,
@@ -87,7 +90,7 @@ class Autoencoder(CodeFunctions, GenerativeModel):
             )
         # === Config ===
         self.code_dim = int(code_dim)
-        self.filters = tuple(int(f) for f in filters)
+        self.filters = networks.resolve_widths(filters, self.image_shape, self.base_filters)
         self.convs_per_stage = int(convs_per_stage)
         self.reconstruction_loss = reconstruction_loss
         # === Layers ===
@@ -191,7 +194,7 @@ class DenoisingAutoencoder(Autoencoder):
         decoder=None,
         image_shape=(28, 28, 1),
         code_dim=32,
-        filters=(32, 64),
+        filters=None,
         convs_per_stage=2,
         reconstruction_loss="bce",
         corruption="masking",

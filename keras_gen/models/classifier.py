@@ -58,7 +58,8 @@ class SemiSupervisedClassifier(GenerativeModel):
         image_shape: (height, width, channels) of the images, scaled to [0, 1].
         num_classes: number of classes; labels are integers in [0, num_classes).
         code_dim: width of the encoder's code (must match a given encoder's).
-        filters: stages of the default encoder (as `networks.ae_encoder`).
+        filters: stages of the default encoder (as `networks.ae_encoder`); None: `base_filters`, (32, 64),
+            with stages added for larger images (`networks.stage_widths`).
         convs_per_stage: depth of each stage of the default encoder.
         hidden_units: width of the head's one hidden layer (0: logistic regression on the code).
         dropout: dropout rate on the code while training.
@@ -81,6 +82,8 @@ class SemiSupervisedClassifier(GenerativeModel):
     metric_names = ("loss", "accuracy")
     nested_models = ("encoder", "decoder")
     default_endpoint = "classify"
+    # The default encoder's filters for 28x28 images (the autoencoders'), which None scales with the image size.
+    base_filters = (32, 64)
 
     def __init__(
         self,
@@ -88,7 +91,7 @@ class SemiSupervisedClassifier(GenerativeModel):
         image_shape=(28, 28, 1),
         num_classes=10,
         code_dim=32,
-        filters=(32, 64),
+        filters=None,
         convs_per_stage=2,
         hidden_units=0,
         dropout=0.0,
@@ -130,7 +133,7 @@ class SemiSupervisedClassifier(GenerativeModel):
         # === Config ===
         self.num_classes = int(num_classes)
         self.code_dim = int(code_dim)
-        self.filters = tuple(int(f) for f in filters)
+        self.filters = networks.resolve_widths(filters, self.image_shape, self.base_filters)
         self.convs_per_stage = int(convs_per_stage)
         self.hidden_units = int(hidden_units)
         self.dropout = float(dropout)

@@ -20,7 +20,7 @@ class CVAE(VAE):
     """A VAE whose encoder q(z | x, y) and decoder p(x | z, y) both read the class label y.
 
     Batches are `(images, labels)` with int64 labels 0..num_classes - 1 (recipe `[data] with_labels =
-    true`, or `data.fashion_mnist_datasets(with_labels=True)`). The prior stays N(0, I).
+    true`, or `data.load_datasets(..., with_labels=True)`). The prior stays N(0, I).
 
     Args:
         encoder: a Keras model, [images, labels] -> [mean, log_variance]; defaults to
@@ -33,6 +33,8 @@ class CVAE(VAE):
         likelihood: "bernoulli" or "gaussian".
         beta: weight of the KL term in the training objective.
         kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta`.
+        filters: channels of the default encoder's stride-2 convolutions, finest first (the decoder
+            mirrors them); None: the VAE's `base_filters`, scaled with the image size.
         seed: seed of the reparameterisation noise.
 
     Example:
@@ -51,6 +53,7 @@ class CVAE(VAE):
         likelihood="bernoulli",
         beta=1.0,
         kl_warmup_epochs=0,
+        filters=None,
         seed=None,
         **kwargs,
     ):
@@ -58,8 +61,9 @@ class CVAE(VAE):
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
         image_shape = tuple(int(d) for d in image_shape)
-        encoder = encoder or networks.conditional_conv_encoder(image_shape, latent_dim, self.num_classes)
-        decoder = decoder or networks.conditional_conv_decoder(image_shape, latent_dim, self.num_classes)
+        filters = networks.resolve_widths(filters, image_shape, self.base_filters)
+        encoder = encoder or networks.conditional_conv_encoder(image_shape, latent_dim, self.num_classes, filters)
+        decoder = decoder or networks.conditional_conv_decoder(image_shape, latent_dim, self.num_classes, filters[::-1])
         super().__init__(
             encoder=encoder,
             decoder=decoder,
@@ -68,6 +72,7 @@ class CVAE(VAE):
             likelihood=likelihood,
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
+            filters=filters,
             seed=seed,
             **kwargs,
         )
@@ -81,7 +86,7 @@ class CVAE(VAE):
         if labels is None:
             raise ValueError(
                 f"{type(self).__name__} needs a class label per image: fit it on (images, labels) batches "
-                "(recipe `[data] with_labels = true`, or data.fashion_mnist_datasets(..., with_labels=True))."
+                "(recipe `[data] with_labels = true`, or data.load_datasets(..., with_labels=True))."
             )
         labels = tf.convert_to_tensor(labels)
         if not labels.dtype.is_integer:

@@ -84,8 +84,11 @@ class GAN(GenerativeModel):
         gradient_penalty_weight: weight of the WGAN-GP gradient penalty in the discriminator's loss (0: none).
         fresh_generator_noise: draw new noise for the generator update (Algorithm 1 to the letter)
             instead of reusing the last discriminator update's generated batch.
-        generator_widths: hidden units (or channels) of the default generator's layers.
-        discriminator_widths: hidden units (or channels) of the default discriminator's layers.
+        generator_widths: hidden units of the default generator's layers (the convolutional variants:
+            channels of its stride-2 stages, coarsest first; None scales their `base_generator_widths`
+            with the image size, `networks.stage_widths`).
+        discriminator_widths: hidden units of the default discriminator's layers (the convolutional
+            variants: channels of its stride-2 stages; None scales their `base_discriminator_widths`).
         mixed_precision: compute the default networks' hidden layers in bfloat16 (weights and outputs stay
             float32); faster on CPUs with AVX512-BF16 and on recent GPUs.
         seed: seed of all the model's noise.
@@ -101,6 +104,12 @@ class GAN(GenerativeModel):
     optimizer_names = ("d_optimizer", "g_optimizer")
     nested_models = ("generator", "discriminator")
     num_classes = 0
+    # The widths that None stands for. The convolutional variants' default networks are stride-2
+    # stages, which `networks.stage_widths` fits to the image size; the original GAN's fully connected
+    # layers have no stages and keep their widths at any size.
+    base_generator_widths = (256, 512)
+    base_discriminator_widths = (512, 256)
+    scales_with_image = False
 
     def __init__(
         self,
@@ -126,8 +135,8 @@ class GAN(GenerativeModel):
         self.d_steps = int(d_steps)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.fresh_generator_noise = bool(fresh_generator_noise)
-        self.generator_widths = tuple(int(w) for w in generator_widths)
-        self.discriminator_widths = tuple(int(w) for w in discriminator_widths)
+        self.generator_widths = self.network_widths(generator_widths, self.base_generator_widths, coarsest_first=True)
+        self.discriminator_widths = self.network_widths(discriminator_widths, self.base_discriminator_widths)
         self.mixed_precision = bool(mixed_precision)
         if self.latent_dim < 1 or self.d_steps < 1:
             raise ValueError(f"latent_dim and d_steps must be at least 1, got {latent_dim} and {d_steps}.")
@@ -152,6 +161,13 @@ class GAN(GenerativeModel):
     def network_dtype(self):
         """The dtype policy of the default networks' hidden layers."""
         return "mixed_bfloat16" if self.mixed_precision else None
+
+    def network_widths(self, widths, base, coarsest_first=False):
+        """A widths option as the default network is built with: as given, or for None `base`, scaled
+        with the image size when `scales_with_image`."""
+        if widths is None and not self.scales_with_image:
+            widths = base
+        return networks.resolve_widths(widths, self.image_shape, base, coarsest_first)
 
     def build_networks(self):
         """The default (generator, discriminator): here the original GAN's fully connected networks."""
@@ -196,7 +212,7 @@ class GAN(GenerativeModel):
             raise ValueError(
                 f"{type(self).__name__} trains on float images scaled to [-1, 1] (the generator's tanh range), "
                 f"got dtype {images.dtype.name}. Use data preprocessing 'tanh' "
-                "(keras_gen.data.fashion_mnist_datasets(preprocessing='tanh')) or images / 127.5 - 1."
+                "(keras_gen.data.load_datasets(..., preprocessing='tanh')) or images / 127.5 - 1."
             )
         images = self.check_images(images)
         in_range = tf.debugging.assert_less_equal(
@@ -380,12 +396,24 @@ class DCGAN(GAN):
 
     The generator projects z, then doubles the resolution with stride-2 transposed convolutions, each
     followed by BatchNorm and ReLU; the discriminator halves it with stride-2 convolutions, BatchNorm
-    (not on the first) and LeakyReLU(0.2). Arguments as in `GAN`; the widths are channels.
+    (not on the first) and LeakyReLU(0.2). Arguments as in `GAN`; the widths are channels, one per
+    stride-2 stage, and by default grow with the image (`networks.stage_widths`): the generator's
+    (128, 64) and the discriminator's (64, 128) at 28x28 (two stages), four stages at 64x64.
+
+    At 64x64 the layout is the paper's: four stride-2 stages of kernel 4 in each network, the
+    discriminator's of (64, 128, 256, 512) channels with BatchNorm on all but the first. The generator
+    differs: the paper's projects z to a 4x4 map of 1024 channels and its fourth transposed convolution
+    makes the image; this one projects to its first width, 512, makes a 64-channel map with its fourth
+    and adds a stride-1 tanh convolution.
 
     Example:
     >>> dcgan = DCGAN(image_shape=(28, 28, 1), latent_dim=100, seed=0)
     >>> dcgan.compile()
     """
+
+    base_generator_widths = (128, 64)
+    base_discriminator_widths = (64, 128)
+    scales_with_image = True
 
     def __init__(
         self,
@@ -397,8 +425,8 @@ class DCGAN(GAN):
         d_steps=1,
         gradient_penalty_weight=0.0,
         fresh_generator_noise=False,
-        generator_widths=(128, 64),
-        discriminator_widths=(64, 128),
+        generator_widths=None,
+        discriminator_widths=None,
         mixed_precision=False,
         seed=None,
         **kwargs,
@@ -419,7 +447,8 @@ class WGANGP(GAN):
     """WGAN-GP (Gulrajani et al., 2017): a Wasserstein critic with a gradient penalty of weight 10,
     updated 5 times per generator update.
 
-    The critic has no BatchNorm (the penalty is defined per example); the generator is DCGAN's.
+    The critic has no BatchNorm (the penalty is defined per example) and kernel 5, with stride-2 stages
+    of (64, 128, 256) channels at 28x28 that grow with the image as DCGAN's do; the generator is DCGAN's.
     Arguments as in `GAN`. The paper's optimizer is Adam(1e-4, beta_1=0, beta_2=0.9):
     `compile_recipe(d_learning_rate=1e-4, g_learning_rate=1e-4, beta_1=0.0, beta_2=0.9)`.
 
@@ -427,6 +456,10 @@ class WGANGP(GAN):
     >>> wgan = WGANGP(image_shape=(28, 28, 1), latent_dim=128, seed=0)
     >>> wgan.compile_recipe(d_learning_rate=1e-4, g_learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
     """
+
+    base_generator_widths = (128, 64)
+    base_discriminator_widths = (64, 128, 256)
+    scales_with_image = True
 
     def __init__(
         self,
@@ -438,8 +471,8 @@ class WGANGP(GAN):
         d_steps=5,
         gradient_penalty_weight=10.0,
         fresh_generator_noise=False,
-        generator_widths=(128, 64),
-        discriminator_widths=(64, 128, 256),
+        generator_widths=None,
+        discriminator_widths=None,
         mixed_precision=False,
         seed=None,
         **kwargs,
@@ -462,7 +495,8 @@ class CGAN(GAN):
     Batches are `(images, labels)` with int64 labels 0..num_classes - 1 (recipe `[data] with_labels =
     true`); the generated images of a step take the real batch's labels. The networks take
     `[inputs, labels]` and read the labels through a learned embedding (the default discriminator
-    broadcasts it to extra image channels and uses dropout 0.3). The endpoints take a `label`:
+    broadcasts it to extra image channels and uses dropout 0.3); their widths are DCGAN's and grow with
+    the image as DCGAN's do. The endpoints take a `label`:
     `sample(seed, label)`, `generate(z, label)`, `score(images, label)`. Other arguments as in `GAN`.
 
     Args:
@@ -474,6 +508,10 @@ class CGAN(GAN):
     >>> cgan.compile()
     >>> cgan.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(64))  # doctest: +SKIP
     """
+
+    base_generator_widths = (128, 64)
+    base_discriminator_widths = (64, 128)
+    scales_with_image = True
 
     def __init__(
         self,
@@ -487,8 +525,8 @@ class CGAN(GAN):
         d_steps=1,
         gradient_penalty_weight=0.0,
         fresh_generator_noise=False,
-        generator_widths=(128, 64),
-        discriminator_widths=(64, 128),
+        generator_widths=None,
+        discriminator_widths=None,
         mixed_precision=False,
         seed=None,
         **kwargs,

@@ -38,6 +38,7 @@ class GMVAE(VAE):
         likelihood: "bernoulli" or "gaussian".
         beta: weight of the KL term in the training objective.
         kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta`.
+        filters: channels of the default encoder's stride-2 convolutions, as in `VAE`.
         seed: seed of the noise and of the initial component means.
 
     Example:
@@ -56,6 +57,7 @@ class GMVAE(VAE):
         likelihood="bernoulli",
         beta=1.0,
         kl_warmup_epochs=0,
+        filters=None,
         seed=None,
         **kwargs,
     ):
@@ -67,6 +69,7 @@ class GMVAE(VAE):
             likelihood=likelihood,
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
+            filters=filters,
             seed=seed,
             **kwargs,
         )

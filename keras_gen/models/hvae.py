@@ -49,6 +49,8 @@ class HVAE(VAE):
         beta: weight of the KL terms in the training objective.
         kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta`.
         free_bits: nats per group below which a group's KL is not penalised (0 turns this off).
+        filters: channels of the default bottom-up path's stride-2 convolutions, finest first (the
+            default decoder mirrors them); None: the VAE's `base_filters`, scaled with the image size.
         seed: seed of the reparameterisation noise.
 
     Example:
@@ -72,6 +74,7 @@ class HVAE(VAE):
         beta=1.0,
         kl_warmup_epochs=0,
         free_bits=0.5,
+        filters=None,
         seed=None,
         **kwargs,
     ):
@@ -87,8 +90,9 @@ class HVAE(VAE):
         self.metric_names = VAE.metric_names + tuple(f"kl_{i}" for i in range(1, len(latent_dims) + 1))
         # === Layers ===
         image_shape = tuple(int(d) for d in image_shape)
-        encoder = encoder or networks.ladder_encoder(image_shape, len(latent_dims), self.hidden_units)
-        decoder = decoder or networks.conv_decoder(image_shape, latent_dims[-1] + self.hidden_units)
+        filters = networks.resolve_widths(filters, image_shape, self.base_filters)
+        encoder = encoder or networks.ladder_encoder(image_shape, len(latent_dims), self.hidden_units, filters)
+        decoder = decoder or networks.conv_decoder(image_shape, latent_dims[-1] + self.hidden_units, filters[::-1])
         super().__init__(
             encoder=encoder,
             decoder=decoder,
@@ -97,6 +101,7 @@ class HVAE(VAE):
             likelihood=likelihood,
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
+            filters=filters,
             seed=seed,
             **kwargs,
         )

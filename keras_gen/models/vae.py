@@ -36,6 +36,9 @@ class VAE(GenerativeModel):
         likelihood: "bernoulli" (binary or binarised images) or "gaussian" (one learned scale).
         beta: weight of the KL term in the training objective (1 is the ELBO).
         kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta` (0: no warm-up).
+        filters: channels of the default encoder's stride-2 convolutions, finest first (the default
+            decoder mirrors them); None: `base_filters`, (32, 64), with stages added for larger images
+            (`networks.stage_widths`).
         seed: seed of the reparameterisation noise.
 
     Example:
@@ -47,6 +50,8 @@ class VAE(GenerativeModel):
     metric_names = ("loss", "reconstruction", "kl")
     nested_models = ("encoder", "decoder")
     default_endpoint = "reconstruct"
+    # The default networks' filters for 28x28 images, which None scales with the image size.
+    base_filters = (32, 64)
 
     def __init__(
         self,
@@ -57,6 +62,7 @@ class VAE(GenerativeModel):
         likelihood="bernoulli",
         beta=1.0,
         kl_warmup_epochs=0,
+        filters=None,
         seed=None,
         **kwargs,
     ):
@@ -68,9 +74,10 @@ class VAE(GenerativeModel):
         self.likelihood_kind = likelihood
         self.beta = float(beta)
         self.kl_warmup_epochs = int(kl_warmup_epochs)
+        self.filters = networks.resolve_widths(filters, self.image_shape, self.base_filters)
         # === Layers ===
-        self.encoder = encoder or networks.conv_encoder(self.image_shape, self.latent_dim)
-        self.decoder = decoder or networks.conv_decoder(self.image_shape, self.latent_dim)
+        self.encoder = encoder or networks.conv_encoder(self.image_shape, self.latent_dim, self.filters)
+        self.decoder = decoder or networks.conv_decoder(self.image_shape, self.latent_dim, self.filters[::-1])
         self.kl_weight = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.beta), trainable=False, name="kl_weight"
         )
@@ -211,6 +218,7 @@ class VAE(GenerativeModel):
                 "likelihood": self.likelihood_kind,
                 "beta": self.beta,
                 "kl_warmup_epochs": self.kl_warmup_epochs,
+                "filters": list(self.filters),
             }
         )
         return config

@@ -79,7 +79,10 @@ class VAEGAN(VAE):
             reconstructions to the pixels while the discriminator's features still change quickly.
         beta: weight of the KL term in the encoder's loss.
         kl_warmup_epochs: epochs over which that weight ramps from 0 to `beta` (0: no warm-up).
-        discriminator_filters: channels of the default discriminator's stride-2 convolutions.
+        filters: channels of the default encoder's stride-2 convolutions, as in `VAE`.
+        discriminator_filters: channels of the default discriminator's stride-2 convolutions; None:
+            `base_discriminator_filters`, (32, 64, 128), with stages added for larger images
+            (`networks.stage_widths`).
         discriminator_hidden_units: width of its dense layer before the score (0: none).
         feature_block: which of its convolution blocks gives the features, the paper's l (-1: the last).
         seed: seed of all the model's noise.
@@ -109,6 +112,8 @@ class VAEGAN(VAE):
     optimizer_names = tuple(update[0] for update in UPDATES)
     # An autoencoder first ("autoencoding beyond pixels"): its serving_default is the VAE's.
     default_endpoint = "reconstruct"
+    # The default discriminator's filters for 28x28 images, which None scales with the image size.
+    base_discriminator_filters = (32, 64, 128)
 
     def __init__(
         self,
@@ -122,7 +127,8 @@ class VAEGAN(VAE):
         pixel_weight=0.0,
         beta=1.0,
         kl_warmup_epochs=0,
-        discriminator_filters=(32, 64, 128),
+        filters=None,
+        discriminator_filters=None,
         discriminator_hidden_units=256,
         feature_block=-1,
         seed=None,
@@ -137,6 +143,7 @@ class VAEGAN(VAE):
             likelihood="bernoulli",
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
+            filters=filters,
             seed=seed,
             **kwargs,
         )
@@ -145,7 +152,7 @@ class VAEGAN(VAE):
         self.d_loss_fn, self.g_loss_fn = resolve_loss(loss)
         self.feature_weight = float(feature_weight)
         self.pixel_weight = float(pixel_weight)
-        self.discriminator_filters = tuple(int(f) for f in discriminator_filters)
+        self.discriminator_filters = networks.resolve_widths(discriminator_filters, self.image_shape, self.base_discriminator_filters)
         self.discriminator_hidden_units = int(discriminator_hidden_units)
         self.feature_block = int(feature_block)
         if self.feature_weight < 0 or self.pixel_weight < 0:

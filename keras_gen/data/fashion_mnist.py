@@ -1,4 +1,4 @@
-"""Fashion-MNIST for keras_gen: IDX reading, a TFDS builder that works offline, and tf.data pipelines.
+"""The Fashion-MNIST source: IDX reading and a TFDS builder that works offline.
 
 The data come from the four IDX files that Zalando publishes (Debian ships them in the
 `dataset-fashion-mnist` package under `/usr/share/datasets/fashion-mnist`). They are turned into a TFDS
@@ -8,7 +8,7 @@ of 28x28 bytes, so memory is no concern and `tf.data.Dataset.from_tensor_slices`
 Example:
 
 >>> from keras_gen import data
->>> splits = data.fashion_mnist_datasets(batch_size=128, preprocessing="binarize")
+>>> splits = data.load_datasets("fashion_mnist", batch_size=128, preprocessing="binarize")
 >>> model.fit(splits["train"], validation_data=splits["validation"], epochs=10)
 """
 
@@ -28,6 +28,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import constants as tfds_constants
 
+from keras_gen.data.info import DataError
+from keras_gen.data.info import quiet_absl
+
 CLASS_NAMES = (
     "T-shirt/top",
     "Trouser",
@@ -43,10 +46,8 @@ CLASS_NAMES = (
 
 DEFAULT_SOURCE_DIR = "/usr/share/datasets/fashion-mnist"
 SOURCE_DIR_ENV = "KERAS_GEN_FASHION_MNIST_DIR"
-PREPROCESSING = ("scale", "binarize", "tanh")
-
 IMAGE_SIZE = 28
-NUM_PREVIEW_IMAGES = 64
+IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
 # Split -> (images file, labels file), named as in the Fashion-MNIST repository and the Debian package.
 SOURCE_FILES = {
@@ -69,10 +70,6 @@ _GET_DATA_HINT = (
     f"as `--data-dir` on the command line, `source_dir=` in Python, or the {SOURCE_DIR_ENV} environment "
     "variable."
 )
-
-
-class DataError(ValueError):
-    """A problem with the training data: missing or corrupt files, or arrays of the wrong shape."""
 
 
 # === IDX files ===
@@ -267,11 +264,12 @@ def _source_signature(folder):
 
 
 def _data_root(data_dir):
-    return pathlib.Path(data_dir if data_dir is not None else tfds_constants.DATA_DIR).expanduser().resolve()
+    default = os.environ.get("TFDS_DATA_DIR") or tfds_constants.DATA_DIR
+    return pathlib.Path(data_dir if data_dir is not None else default).expanduser().resolve()
 
 
 def _stock_is_prepared(data_dir):
-    if data_dir is not None and not (pathlib.Path(data_dir) / "fashion_mnist").is_dir():
+    if not (_data_root(data_dir) / "fashion_mnist").is_dir():
         return False  # skips building the stock builder, which logs a warning for a missing folder
     try:
         return tfds.builder("fashion_mnist", data_dir=data_dir).is_prepared()
@@ -306,8 +304,10 @@ def _load_idx(source_dir, signature, data_root):
         # For people browsing the data folder: which files this hash stands for.
         marker = {"source_dir": source_dir, "files": [list(entry) for entry in signature]}
         marker_path.write_text(json.dumps(marker, indent=2) + "\n")
-    builder = tfds.builder("fashion_mnist_idx", data_dir=str(prepared_dir))
-    if not builder.is_prepared():
+    with quiet_absl():  # an unprepared builder warns that its version folder is absent
+        builder = tfds.builder("fashion_mnist_idx", data_dir=str(prepared_dir))
+        prepared = builder.is_prepared()
+    if not prepared:
         builder.download_and_prepare(
             download_dir=str(prepared_dir / "downloads"),
             download_config=tfds.download.DownloadConfig(manual_dir=source_dir),
@@ -345,274 +345,25 @@ def load_fashion_mnist(source_dir=None, data_dir=None):
     return dict(splits)
 
 
-def split_train_validation(images, labels, validation_size, seed):
-    """Carves a validation set out of the training set with a seeded permutation.
+class FashionMnistSource:
+    """Fashion-MNIST as a source of the pipeline: both splits in memory, 28x28x1, ten classes.
 
     Args:
-        images: array [N, ...].
-        labels: array [N] or None.
-        validation_size: number of validation examples, 0 <= validation_size < N.
-        seed: integer seed of the permutation; the same seed gives the same split.
-
-    Returns:
-        `((train_images, train_labels), (validation_images, validation_labels))`; labels are None when
-        `labels` is None.
-
-    Raises:
-        DataError: if the sizes do not fit.
-    """
-    count = len(images)
-    if labels is not None and len(labels) != count:
-        raise DataError(f"Got {count} images but {len(labels)} labels; they must match.")
-    if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
-        raise DataError(f"validation_size must be an integer, got {validation_size!r}.")
-    if not 0 <= validation_size < count:
-        raise DataError(
-            f"validation_size must be in [0, {count}) so that some training data remain, got {validation_size}."
-        )
-    order = np.random.default_rng(seed).permutation(count)
-    validation_index, train_index = order[:validation_size], order[validation_size:]
-
-    def take(array, index):
-        return None if array is None else array[index]
-
-    return (
-        (take(images, train_index), take(labels, train_index)),
-        (take(images, validation_index), take(labels, validation_index)),
-    )
-
-
-def check_classes(classes):
-    """`classes` as a sorted tuple of distinct class indices; a DataError if any is not in 0..9."""
-    if isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
-        classes = [classes]
-    try:
-        values = list(classes)
-    except TypeError:
-        values = None
-    valid = values and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in values)
-    if not valid or not all(0 <= c < len(CLASS_NAMES) for c in values):
-        raise DataError(
-            f"classes must be a non-empty list of class indices 0..{len(CLASS_NAMES) - 1} "
-            f"({', '.join(f'{i} {name}' for i, name in enumerate(CLASS_NAMES))}), got {classes!r}."
-        )
-    return tuple(sorted(set(int(c) for c in values)))
-
-
-def keep_classes(images, labels, classes):
-    """The images (and labels) whose label is one of `classes`, in their original order."""
-    mask = np.isin(labels, check_classes(classes))
-    return images[mask], labels[mask]
-
-
-# === Preprocessing and tf.data ===
-
-
-def preprocess(images, mode, seed=None):
-    """Maps pixel values in [0, 255] (uint8 or float) to the model's input range.
-
-    Args:
-        images: a tensor or array of any shape, in pixel units.
-        mode: "scale" (float32 in [0, 1]), "tanh" (float32 in [-1, 1]) or "binarize" (float32 0/1 drawn
-            from Bernoulli(pixel / 255)).
-        seed: shape-[2] integer tensor seeding the stateless Bernoulli draws; required for "binarize".
-
-    Returns:
-        A float32 tensor of the same shape.
-
-    Raises:
-        DataError: for an unknown mode or "binarize" without a seed.
-    """
-    if mode not in PREPROCESSING:
-        raise DataError(f"Unknown preprocessing {mode!r}; valid modes are {', '.join(PREPROCESSING)}.")
-    probabilities = tf.cast(images, tf.float32) / 255.0
-    if mode == "scale":
-        return probabilities
-    if mode == "tanh":
-        return probabilities * 2.0 - 1.0
-    if seed is None:
-        raise DataError("preprocess(..., 'binarize') needs a seed (a shape-[2] integer tensor).")
-    noise = tf.random.stateless_uniform(tf.shape(probabilities), seed=seed, dtype=tf.float32)
-    return tf.cast(noise < probabilities, tf.float32)
-
-
-def _check_arrays(images, labels):
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        raise DataError(
-            f"images must be a uint8 numpy array, got {type(images).__name__} of dtype "
-            f"{getattr(images, 'dtype', None)}; pass the raw pixels and choose `preprocessing` instead."
-        )
-    if images.ndim == 3:
-        images = images[..., np.newaxis]
-    if images.ndim != 4:
-        raise DataError(f"images must have shape [N, H, W, C] or [N, H, W], got {images.shape}.")
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or len(labels) != len(images):
-            raise DataError(f"labels must have shape [{len(images)}] to match the images, got {labels.shape}.")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise DataError(f"labels must be integers, got dtype {labels.dtype}.")
-        labels = labels.astype(np.int64)
-    return images, labels
-
-
-def make_dataset(
-    images,
-    labels=None,
-    *,
-    batch_size,
-    preprocessing="scale",
-    shuffle=False,
-    seed=0,
-    with_labels=False,
-    drop_remainder=False,
-    dynamic_binarization=True,
-):
-    """Builds a batched `tf.data.Dataset` from in-memory uint8 images.
-
-    Args:
-        images: uint8 array [N, H, W, C] or [N, H, W] (a channel axis is added).
-        labels: integer array [N]; required when `with_labels` is True.
-        batch_size: positive batch size.
-        preprocessing: one of `PREPROCESSING`.
-        shuffle: reshuffle the whole set every epoch, in an order fixed by `seed`.
-        seed: integer seed of the shuffle and the binarisation.
-        with_labels: yield `(images, labels)` instead of images.
-        drop_remainder: drop a last, smaller batch (keeps batch shapes static for tf.distribute).
-        dynamic_binarization: with "binarize", draw new binary images each epoch (a regulariser for
-            training); when False each image is binarised the same way every epoch, so that validation
-            and test losses are comparable across epochs.
-
-    Returns:
-        A dataset of float32 image batches, or of `(images, int64 labels)` pairs.
-
-    Raises:
-        DataError: for arrays of the wrong dtype or shape, or a bad batch size or mode.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if preprocessing not in PREPROCESSING:
-        raise DataError(f"Unknown preprocessing {preprocessing!r}; valid modes are {', '.join(PREPROCESSING)}.")
-    if with_labels and labels is None:
-        raise DataError("with_labels=True needs `labels`.")
-    images, labels = _check_arrays(images, labels)
-    if not with_labels:
-        labels = None
-    count = len(images)
-
-    # The example index travels with each image so that fixed binarisation can seed on it.
-    index = np.arange(count, dtype=np.int64)
-    dataset = tf.data.Dataset.from_tensor_slices((index, images) if labels is None else (index, images, labels))
-    if shuffle and count:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-
-    binarize = preprocessing == "binarize"
-    if binarize and not dynamic_binarization:
-        # Seed each example by (seed, its index): the same draws every epoch, whatever the order.
-        def fixed(index, image, *label):
-            image = preprocess(image, "binarize", seed=tf.stack([tf.cast(seed, tf.int64), index]))
-            return (index, image, *label)
-
-        dataset = dataset.map(fixed, num_parallel_calls=tf.data.AUTOTUNE)
-
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-
-    if binarize and dynamic_binarization:
-        # One stateless seed per batch from a stream that is re-drawn each epoch but fixed by `seed`;
-        # a whole batch per op is much cheaper than per-example maps on the large training set.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds)
-
-        def dynamic(batch, batch_seed):
-            index, image, *label = batch
-            return (index, preprocess(image, "binarize", seed=batch_seed), *label)
-
-        dataset = dataset.map(dynamic, num_parallel_calls=tf.data.AUTOTUNE)
-    elif not binarize:
-        dataset = dataset.map(
-            lambda index, image, *label: (index, preprocess(image, preprocessing), *label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-
-    if with_labels:
-        dataset = dataset.map(lambda index, image, label: (image, label))
-    else:
-        dataset = dataset.map(lambda index, image: image)
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def fashion_mnist_datasets(
-    *,
-    batch_size,
-    preprocessing="scale",
-    validation_size=5000,
-    seed=0,
-    with_labels=False,
-    source_dir=None,
-    data_dir=None,
-    classes=None,
-):
-    """Fashion-MNIST as ready-to-fit train, validation and test datasets.
-
-    The validation set is carved from the training split with `seed`; the test split is left untouched
-    for final reporting and never used for model selection.
-
-    Args:
-        batch_size: batch size of every dataset.
-        preprocessing: one of `PREPROCESSING`.
-        validation_size: number of training images held out for validation (0 for none).
-        seed: seed of the split, the shuffle and the binarisation.
-        with_labels: yield `(images, labels)` (for conditional models) instead of images.
         source_dir: folder holding the IDX files; see `find_source_dir`.
         data_dir: TFDS data folder; see `load_fashion_mnist`.
-        classes: class indices (0..9, see `CLASS_NAMES`) to keep in every split, e.g. `[3]` for a one-class
-            model; None keeps all. The validation images are carved out before the other classes are
-            dropped, so `validation_size` counts all classes and a class's held-out images are the same
-            whatever else is kept.
-
-    Returns:
-        A dict with "train" (shuffled, re-binarised each epoch, full batches only), "validation" (None when
-        `validation_size` is 0, or when it holds no image of `classes`) and "test" (in order, fixed
-        binarisation, last batch kept),
-        "validation_images" (up to 64 validation images, or training images when there is no validation
-        set, as float32 numpy in the model's range: [0, 1] for scale/binarize, [-1, 1] for tanh) and
-        "num_train" (number of training examples).
     """
-    if preprocessing not in PREPROCESSING:
-        raise DataError(f"Unknown preprocessing {preprocessing!r}; valid modes are {', '.join(PREPROCESSING)}.")
-    splits = load_fashion_mnist(source_dir=source_dir, data_dir=data_dir)
-    train_images, train_labels = splits["train"]
-    test_images, test_labels = splits["test"]
-    (train_images, train_labels), (validation_images, validation_labels) = split_train_validation(
-        train_images, train_labels, validation_size, seed
-    )
-    if classes is not None:
-        keep = check_classes(classes)
-        train_images, train_labels = keep_classes(train_images, train_labels, keep)
-        validation_images, validation_labels = keep_classes(validation_images, validation_labels, keep)
-        test_images, test_labels = keep_classes(test_images, test_labels, keep)
-        if not len(train_images):
-            raise DataError(f"No training image is of the classes {list(keep)}; check `classes`.")
-        validation_size = len(validation_images)
-    common = dict(batch_size=batch_size, preprocessing=preprocessing, with_labels=with_labels)
-    # Distinct seeds per set so that validation draws are not a copy of the first training draws.
-    train = make_dataset(
-        train_images, train_labels, shuffle=True, seed=seed, drop_remainder=True, dynamic_binarization=True, **common
-    )
-    evaluation = dict(shuffle=False, drop_remainder=False, dynamic_binarization=False, **common)
-    validation = None
-    if validation_size:
-        validation = make_dataset(validation_images, validation_labels, seed=seed + 1, **evaluation)
-    test = make_dataset(test_images, test_labels, seed=seed + 2, **evaluation)
 
-    preview_source = validation_images if validation_size else train_images
-    # Binary samples are shown as probabilities in [0, 1], like the grey-level originals.
-    preview_mode = "tanh" if preprocessing == "tanh" else "scale"
-    preview = preprocess(preview_source[:NUM_PREVIEW_IMAGES], preview_mode).numpy()
-    return {
-        "train": train,
-        "validation": validation,
-        "test": test,
-        "validation_images": preview,
-        "num_train": int(len(train_images)),
-    }
+    name = "fashion_mnist"
+    splits = ("train", "test")
+    image_shape = IMAGE_SHAPE
+    class_names = CLASS_NAMES
+
+    def __init__(self, source_dir=None, data_dir=None):
+        self._splits = load_fashion_mnist(source_dir=source_dir, data_dir=data_dir)
+
+    def arrays(self, split):
+        return self._splits[split]
+
+    def notes(self):
+        return []
+
