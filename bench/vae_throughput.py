@@ -1,12 +1,25 @@
 """Images per second of the VAE's compiled training step, beside a model of the keras.io VAE's sizes,
 and the peak resident memory of training the default `vae` recipe.
 
-    .venv/bin/python bench/vae_throughput.py [--batch-size 128] [--steps 100] [--rounds 5] [--recipe-epochs 1]
+    .venv/bin/python bench/vae_throughput.py [--batch-size 128] [--steps 100] [--rounds 5] [--recipe-epochs 1] [--pipeline]
 
 The reference model re-creates the layer sizes of the keras.io "Variational AutoEncoder" example
 (conv 32 and 64 with stride 2, dense 16, 2-d latent; dense 7*7*64, transposed conv 64, 32, 1) with a
 train step written here in the same style (binary cross-entropy summed over pixels plus the KL). Both
 are timed the same way: `fit` on in-memory batches after a warm-up (tracing), in interleaved rounds. Nothing here is a test; it prints figures.
+
+`--pipeline` adds a row to the same rounds: the `vae` recipe's model (built and compiled as the recipe
+says) fed by the recipe's own input pipeline (dynamically binarised Fashion-MNIST, shuffled, batch 128),
+one whole epoch of the training split per round. To compare two checkouts (e.g. HEAD and the working
+tree) back to back, run this same script with the other checkout first on the import path:
+
+    git worktree add /tmp/keras_gen_head HEAD
+    PYTHONPATH=/tmp/keras_gen_head .venv/bin/python bench/vae_throughput.py --recipe-epochs 2 --pipeline
+    .venv/bin/python bench/vae_throughput.py --recipe-epochs 2 --pipeline
+
+(the first line printed after the versions says which keras_gen was imported). With `--pipeline` the
+process also holds that row's model and data before the recipe runs, so its peak-memory line is not
+comparable with the README's; take that figure from a run without `--pipeline`.
 """
 
 import argparse
@@ -62,23 +75,53 @@ class ReferenceVAE(keras.Model):
         return {"loss": self.loss_tracker.result()}
 
 
-def throughput(models, batch_size, steps, rounds):
+def throughput(models, batch_size, steps, rounds, epochs_of=None):
     """{name: (best, median) images/s} of each model's `fit` loop, timed in interleaved rounds.
 
     These shared 2-core machines are sometimes slowed by half for seconds at a time; interleaving gives
     every model the same conditions, and the best round is the figure least touched by the slowdowns.
+    The models in `epochs_of` ({name: (finite dataset, its batch size)}) are fed by that dataset
+    instead, one whole epoch per round (its start-up included, as in training), rather than `steps`
+    in-memory batches.
     """
+    epochs_of = epochs_of or {}
     data = (np.random.default_rng(0).uniform(size=(batch_size * 8, 28, 28, 1)) > 0.5).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices(data).batch(batch_size, drop_remainder=True).repeat().prefetch(4)
-    for model in models.values():
-        model.fit(dataset, epochs=1, steps_per_epoch=10, shuffle=False, verbose=0)  # trace and warm up
+    for name, model in models.items():
+        warmup = epochs_of[name][0] if name in epochs_of else dataset
+        model.fit(warmup, epochs=1, steps_per_epoch=10, shuffle=False, verbose=0)  # trace and warm up
     rates = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
             start = time.perf_counter()
-            model.fit(dataset, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
-            rates[name].append(batch_size * steps / (time.perf_counter() - start))
+            if name in epochs_of:
+                epoch, epoch_batch_size = epochs_of[name]
+                model.fit(epoch, epochs=1, shuffle=False, verbose=0)
+                images = epoch_batch_size * int(epoch.cardinality())
+            else:
+                model.fit(dataset, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+                images = batch_size * steps
+            rates[name].append(images / (time.perf_counter() - start))
     return {name: (max(values), statistics.median(values)) for name, values in rates.items()}
+
+
+def recipe_fed_by_pipeline():
+    """The `vae` recipe's model, built and compiled as the recipe says, and (its training split as the
+    recipe's input pipeline makes it, that split's batch size). Only functions that keras_gen had
+    before the data package (`data.fashion_mnist_datasets`, `Recipe.build_model`, `compile_recipe`)
+    are used, so that the same script times an older checkout (PYTHONPATH=that checkout)."""
+    from keras_gen import data
+    from keras_gen import recipes
+
+    recipe = recipes.load_recipe("vae")
+    model = recipe.build_model(seed=0)
+    model.compile_recipe(**recipe.compile)
+    model.jit_compile = recipe.train["jit_compile"]
+    batch_size = recipe.train["batch_size"]
+    splits = data.fashion_mnist_datasets(
+        batch_size=batch_size, preprocessing=recipe.data["preprocessing"], validation_size=recipe.data["validation_size"], seed=0
+    )
+    return model, splits["train"], batch_size
 
 
 def peak_rss_of_default_recipe(epochs):
@@ -100,17 +143,28 @@ def main():
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--recipe-epochs", type=int, default=1, help="epochs of the default recipe for the memory figure (0: skip)")
+    parser.add_argument(
+        "--pipeline", action="store_true",
+        help="also time the `vae` recipe's model fed by its own Fashion-MNIST input pipeline, one epoch per round",
+    )
     args = parser.parse_args()
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores, batch {args.batch_size}")
+    print(f"keras_gen from {os.path.dirname(os.path.abspath(keras_gen.__file__))}")
     models = {"keras.io-sized VAE (2-d latent)": ReferenceVAE(), "keras_gen VAE (`vae` recipe)": VAE(seed=0)}
     xla = VAE(seed=0)
     models["keras_gen VAE, jit_compile=True"] = xla
     for name, model in models.items():
         model.compile(optimizer="adam", jit_compile=model is xla)
-    results = throughput(models, args.batch_size, args.steps, args.rounds)
+    epochs_of = {}
+    if args.pipeline:
+        model, train, batch_size = recipe_fed_by_pipeline()
+        name = f"`vae` recipe + its pipeline, epochs of {int(train.cardinality()) * batch_size}"
+        models[name] = model
+        epochs_of[name] = (train, batch_size)
+    results = throughput(models, args.batch_size, args.steps, args.rounds, epochs_of)
     reference = results["keras.io-sized VAE (2-d latent)"][0]
     for name, (best, median) in results.items():
-        print(f"{name:<34} best {best:6.0f} images/s, median {median:6.0f}  ({best / reference:.2f}x the reference)")
+        print(f"{name:<44} best {best:6.0f} images/s, median {median:6.0f}  ({best / reference:.2f}x the reference)")
     if args.recipe_epochs:
         peak, result = peak_rss_of_default_recipe(args.recipe_epochs)
         print(

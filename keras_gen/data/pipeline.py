@@ -30,7 +30,8 @@ PREPROCESSING = ("scale", "binarize", "tanh")
 NUM_PREVIEW_IMAGES = 64
 # `cache="auto"` keeps a decoded split in memory when it is at most this large.
 CACHE_AUTO_BYTES = 256 * 2**20
-# Images held for shuffling a stream that is neither cached nor shuffled by its keys.
+# Images held for shuffling a stream that is neither cached nor shuffled by its keys: at most this many,
+# and at most `CACHE_AUTO_BYTES` of them.
 SHUFFLE_BUFFER = 10_000
 
 
@@ -421,8 +422,9 @@ def stream_dataset(
     _check_batch_size(batch_size)
     check_preprocessing(preprocessing)
     dataset, count = _selected(examples, select, classes)
+    image_bytes = math.prod(image_size) * channels
     if cache == "auto":
-        cache = count is not None and count * math.prod(image_size) * channels <= CACHE_AUTO_BYTES
+        cache = count is not None and count * image_bytes <= CACHE_AUTO_BYTES
     shuffle_keys = shuffle and examples.small_keys and not cache
     if shuffle_keys and count:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
@@ -430,7 +432,7 @@ def stream_dataset(
     if cache:
         dataset = dataset.cache()
     if shuffle and not shuffle_keys:
-        buffer = count if cache and count else SHUFFLE_BUFFER
+        buffer = count if cache and count else max(1, min(SHUFFLE_BUFFER, CACHE_AUTO_BYTES // image_bytes))
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if not with_labels:
         dataset = dataset.map(lambda index, image, label: (index, image))
