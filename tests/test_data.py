@@ -407,7 +407,7 @@ def test_fashion_mnist_datasets(prepared):
 
 def test_fashion_mnist_datasets_keep_only_the_chosen_classes(prepared):
     root, arrays, _ = prepared
-    common = dict(batch_size=4, validation_size=20, seed=0, with_labels=True, source_dir=root / "source", data_dir=root / "tfds")
+    common = dict(batch_size=1, validation_size=20, seed=0, with_labels=True, source_dir=root / "source", data_dir=root / "tfds")
     everything = data.fashion_mnist_datasets(**common)
     kept = data.fashion_mnist_datasets(classes=[5, 3], **common)
     all_validation = np.concatenate([y for _, y in everything["validation"]])

@@ -55,12 +55,12 @@ def test_mixed_sizes_formats_and_channels_are_fitted(tmp_path):
     Image.fromarray(rng.integers(0, 256, (16, 16, 3), np.uint8), "RGB").save(tmp_path / "b" / "bitmap.bmp")
     Image.fromarray(rng.integers(0, 256, (18, 18), np.uint8), "L").convert("P").save(tmp_path / "b" / "palette.gif")
     for channels in (1, 3):
-        splits = data.load_datasets(f"folder:{tmp_path}", batch_size=5, validation_size=0, test_size=1, image_size=16, channels=channels)
+        splits = data.load_datasets(f"folder:{tmp_path}", batch_size=4, validation_size=0, test_size=1, image_size=16, channels=channels)
         assert splits["info"].image_shape == (16, 16, channels)
         assert splits["info"].split_sizes["train"] + splits["info"].split_sizes["test"] == 5
         assert batches_of(splits["test"]).shape[1:] == (16, 16, channels)
     # Without image_size the first image (in sorted order: a/colour.jpg) sets the size.
-    assert data.load_datasets(f"folder:{tmp_path}", batch_size=5, validation_size=0, test_size=1)["info"].image_shape == (40, 40, 3)
+    assert data.load_datasets(f"folder:{tmp_path}", batch_size=4, validation_size=0, test_size=1)["info"].image_shape == (40, 40, 3)
 
 
 def test_empty_folders_and_missing_folders_say_what_to_do(tmp_path):

@@ -66,7 +66,12 @@ def test_split_arrays_match_load_datasets(idx_and_folder):
     root = idx_and_folder
     source = data.open_source(f"folder:{root / 'png'}")
     images, labels = data.load_split_arrays(source, "validation", validation_size=6, seed=2)
-    loaded = data.load_datasets(source, batch_size=100, validation_size=6, seed=2, with_labels=True)
+    loaded = data.load_datasets(source, batch_size=2, validation_size=6, seed=2, with_labels=True)
     got, got_labels = arrays(loaded["validation"])
     np.testing.assert_array_equal((got * 255).round().astype(np.uint8), images)
     np.testing.assert_array_equal(got_labels, labels)
+
+
+def test_fewer_training_images_than_a_batch_is_an_error_not_an_empty_epoch(idx_and_folder):
+    with pytest.raises(data.DataError, match="34 training images, fewer than one batch of 64; lower the batch size"):
+        data.load_datasets(f"folder:{idx_and_folder / 'png'}", batch_size=64, validation_size=6)

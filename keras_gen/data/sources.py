@@ -142,6 +142,12 @@ def load_datasets(
         splits = _streamed(source, validation_size, test_size, cache, options)
     if not splits["num_train"]:
         raise DataError(f"No training image of {source.name} is of the classes {list(keep)}; check `classes`.")
+    if splits["num_train"] < batch_size:
+        # Training keeps full batches only: fewer images than one batch would train on nothing.
+        raise DataError(
+            f"{source.name} has {splits['num_train']} training images{'' if keep is None else f' of the classes {list(keep)}'}, "
+            f"fewer than one batch of {batch_size}; lower the batch size (--batch-size) or hold out fewer images (--validation-size)."
+        )
     preview = pipeline.preprocess(splits.pop("preview"), pipeline.preview_range(preprocessing)).numpy()
     info = DatasetInfo(source.name, shape, source.class_names, splits.pop("sizes"))
     return {**splits, "validation_images": preview, "info": info, "source": source}
