@@ -256,10 +256,12 @@ def test_bad_data_stops_before_anything_is_written(colour_pngs, tmp_path, capsys
     for index, image in enumerate(helpers.real_images(per_class=1)[0]):
         (flat / f"{index}.png").write_bytes(tf.io.encode_png(image).numpy())
     (tmp_path / "pinned.toml").write_text('model = "vae"\n[model_options]\nimage_shape = [28, 28, 1]\n[data]\nvalidation_size = 4\n')
+    (tmp_path / "classes.toml").write_text('model = "cvae"\n[model_options]\nnum_classes = 5\n[data]\nvalidation_size = 4\nwith_labels = true\n')
     cases = [
         (["vae", "--data", f"folder:{folder}", "--image-size", "30"], "divisible by 4"),
         (["cgan", "--data", f"folder:{flat}", "--validation-size", "2"], "trains a class-conditional CGAN, but folder:"),
         ([str(tmp_path / "pinned.toml"), "--data", f"folder:{folder}"], "sets [model_options] image_shape = [28, 28, 1], but its data"),
+        ([str(tmp_path / "classes.toml"), "--data", f"folder:{folder}"], "sets [model_options] num_classes = 5, but folder:"),
         (["vae", "--data", f"folder:{folder}"], "validation_size must be in [0, 40)"),
         (["vae", "--data", "tfds:no_such_dataset_here"], "TFDS has no dataset 'no_such_dataset_here'"),
         (["aae", "--data", f"folder:{folder}", "--normal-class", "12", "--validation-size", "4"], "class indices 0..9"),
