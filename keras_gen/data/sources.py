@@ -158,11 +158,7 @@ def _in_memory(source, validation_size, options):
     arrays = {}
     for split in ("train", "test"):
         images, labels = source.arrays(split)
-        if images.ndim == 3:
-            images = images[..., np.newaxis]
-        if tuple(images.shape[1:]) != shape or options["center_crop"] is not None:
-            images = pipeline.fit_images(images, shape[:2], shape[2], options["center_crop"])
-        arrays[split] = (images, labels)
+        arrays[split] = (_fitted_arrays(images, shape, options["center_crop"]), labels)
     (train_images, train_labels), (validation_images, validation_labels) = pipeline.split_train_validation(
         *arrays["train"], validation_size, options["seed"]
     )
@@ -188,6 +184,15 @@ def _in_memory(source, validation_size, options):
         "preview": preview[: pipeline.NUM_PREVIEW_IMAGES],
         "sizes": {"train": int(len(train_images)), "validation": int(len(validation_images)), "test": int(len(test_images))},
     }
+
+
+def _fitted_arrays(images, shape, center_crop):
+    """In-memory uint8 images ([n, h, w] or [n, h, w, c]) fitted to `shape` unless they have it already."""
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    if tuple(images.shape[1:]) != shape or center_crop is not None:
+        images = pipeline.fit_images(images, shape[:2], shape[2], center_crop)
+    return images
 
 
 def _split_plan(source, validation_size, test_size, seed):
@@ -254,14 +259,11 @@ def load_split_arrays(source="fashion_mnist", split="test", *, image_size=None, 
     shape = target_shape(source, image_size, channels, center_crop)
     if hasattr(source, "arrays"):
         images, labels = source.arrays("test" if split == "test" else "train")
-        if images.ndim == 3:
-            images = images[..., np.newaxis]
         if split != "test":
             train, validation = pipeline.split_train_validation(images, labels, validation_size, seed)
             images, labels = train if split == "train" else validation
         images, labels = (images, labels) if limit is None else (images[:limit], labels[:limit])
-        if tuple(images.shape[1:]) != shape or center_crop is not None:
-            images = pipeline.fit_images(images, shape[:2], shape[2], center_crop)
+        images = _fitted_arrays(images, shape, center_crop)
         return images, (np.full(len(images), -1, np.int64) if labels is None else labels.astype(np.int64))
     if split in source.splits and split != "train":
         return pipeline.stream_images(source.examples(split), image_size=shape[:2], channels=shape[2], center_crop=center_crop, limit=limit)
