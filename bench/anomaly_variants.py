@@ -12,13 +12,13 @@ The test set is not touched, so the forms can be compared without spending it.
 
 import argparse
 
-import keras_gen.models  # noqa: F401  (registers the models for loading)
-import keras
+import keras_gen  # noqa: F401
 import numpy as np
 import tensorflow as tf
 
 from keras_gen import anomaly
 from keras_gen import data
+from keras_gen.checkpoints import load_checkpoint
 
 # Name -> the image transform applied to the image and its reconstruction before the squared error.
 ERROR_FORMS = {
@@ -77,7 +77,7 @@ def main(argv=None):
     images, labels = validation_images()
     table = {}
     for normal_class, path in pairs:
-        model = keras.saving.load_model(path)
+        model = load_checkpoint(path)
         table[normal_class] = score_forms(model, images, labels != normal_class)
         print(f"class {normal_class} ({data.CLASS_NAMES[normal_class]}) scored", flush=True)
     columns = list(next(iter(table.values())))

@@ -201,12 +201,9 @@ class AnomalyScorer:
         """From an export folder (`<export_dir>/<model>[/<version>]`) or a `.keras` checkpoint."""
         path = pathlib.Path(path)
         if path.is_file() and path.suffix == ".keras":
-            import keras
+            from keras_gen.checkpoints import load_checkpoint
 
-            from keras_gen import registry
-
-            registry.model_names()  # registers the zoo's classes so the file can be rebuilt
-            return cls.from_model(keras.models.load_model(path), name=name or str(path))
+            return cls.from_model(load_checkpoint(path), name=name or str(path))
         if path.is_dir():
             return cls.from_export(path, name=name or str(path))
         raise FileNotFoundError(f"{path} is neither a .keras checkpoint nor an export folder (<export_dir>/<model>[/<version>]).")

@@ -1,7 +1,12 @@
-"""Callbacks: image grids for TensorBoard, and the KL warm-up schedule."""
+"""Callbacks: image grids for TensorBoard, the KL warm-up schedule, a stop at the first non-finite loss,
+and resume state that survives a kill at any moment."""
 
+import datetime
+import json
 import math
+import os
 import pathlib
+import shutil
 
 import keras_gen  # noqa: F401
 import keras
@@ -168,3 +173,177 @@ class FrechetDistance(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._writer is not None:
             self._writer.close()
+
+
+class TrainingDiverged(ValueError):
+    """Training produced a non-finite loss or metric.
+
+    `epoch` and `step` (1-based; `step` None when an epoch's validation metrics were the first) say where,
+    `name` which value.
+    """
+
+    def __init__(self, message, epoch=None, step=None, name=None):
+        super().__init__(message)
+        self.epoch, self.step, self.name = epoch, step, name
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops `fit` at the first NaN or infinite loss or metric, before that epoch's checkpoints are written.
+
+    Keras' `TerminateOnNaN` watches `loss` alone (the GANs log `d_loss` and `g_loss`) and lets the epoch
+    end, so `ModelCheckpoint` and `BackupAndRestore` then save the broken weights. This callback checks
+    every logged value after each batch, and the validation metrics at the end of each epoch, and raises
+    `TrainingDiverged` naming the epoch, the step and the value: put it first in the callback list, so that
+    nothing after the last good epoch is saved. Gradient norms (`*grad_norm`) are not checked: with a
+    dynamic loss scale, an overflowing step that the optimizer skips reports an infinite norm.
+
+    Example:
+    >>> model.fit(train, epochs=10, callbacks=[StopOnNonFinite(), keras.callbacks.ModelCheckpoint("ckpt/{epoch}.keras")])
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, None)
+
+    def _check(self, logs, step):
+        # Losses first: when a loss is NaN, so usually are the metrics computed beside it.
+        for name, value in sorted((logs or {}).items(), key=lambda item: "loss" not in item[0]):
+            if name.endswith("grad_norm"):
+                continue
+            try:
+                value = float(keras.ops.convert_to_numpy(value))
+            except (TypeError, ValueError):
+                continue  # not a scalar (nothing Keras' own logs hold)
+            if not math.isfinite(value):
+                where = f"epoch {self._epoch + 1}, step {step}" if step is not None else f"the end of epoch {self._epoch + 1} (validation)"
+                raise TrainingDiverged(f"Training diverged: {name} is {value} at {where}.", self._epoch + 1, step, name)
+
+
+class ResumeStateError(ValueError):
+    """A resume state that cannot be read (damaged files, or weights of another model)."""
+
+
+class ResumeState(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose state survives a kill at any moment, kept until removed.
+
+    At the end of each epoch the weights go to a new file, `epoch-N.weights.h5`, under a temporary name
+    that is flushed to disk and then renamed; then `state.json` (the epoch and the weights file's name) is
+    replaced the same way; then the previous weights file is deleted. Whenever the process dies,
+    `state.json` names a complete weights file, so `fit` resumes from the last finished epoch.
+
+    Unlike Keras' callback, the state is not deleted when `fit` returns: call `remove()` once what was
+    trained is safe (e.g. exported), so that a kill between `fit` and the export resumes with no epochs
+    left to run instead of starting over. A state that cannot be read raises `ResumeStateError` saying
+    what to do; `set_aside()` renames it (nothing is deleted) so the next `fit` starts from epoch 1.
+    A state written by Keras' own callback (`latest.weights.h5`, `training_metadata.json`) is read too.
+
+    Args:
+        backup_dir: the folder of the state, used by this run alone.
+    """
+
+    STATE_FILE = "state.json"
+
+    def __init__(self, backup_dir):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.path = pathlib.Path(backup_dir)
+
+    def read_state(self):
+        """{"epoch": finished epochs, "weights": path} of the saved state, or None when there is none."""
+        state_file, legacy = self.path / self.STATE_FILE, self.path / "training_metadata.json"
+        try:
+            if state_file.exists():
+                state = json.loads(state_file.read_text())
+                return {"epoch": int(state["epoch"]), "weights": self.path / state["weights"]}
+            if legacy.exists() or (self.path / "latest.weights.h5").exists():
+                epoch = json.loads(legacy.read_text())["epoch"] if legacy.exists() else 0
+                return {"epoch": int(epoch), "weights": self.path / "latest.weights.h5"}
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise self._damaged(f"{type(error).__name__}: {error}") from None
+        return None
+
+    def finished_epochs(self):
+        """How many epochs the saved state holds (0 when there is none)."""
+        state = self.read_state()
+        return state["epoch"] if state else 0
+
+    def on_train_begin(self, logs=None):
+        # Keras' fallback copies a `.bkp` file that this layout never writes; load (or fail) directly.
+        self._load_model()
+
+    def _load_model(self):
+        state = self.read_state()
+        if state is None:
+            return
+        if not self.model.built:
+            super()._load_model()  # raises Keras' own "must be built" error
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        if not state["weights"].exists():
+            raise self._damaged(f"{state['weights'].name} is missing")
+        try:
+            self.model.load_weights(str(state["weights"]))
+        except Exception as error:  # h5py, Keras and TF each raise their own type for a damaged file
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise self._damaged(f"{state['weights'].name}: {reason}") from None
+        self.model._initial_epoch = state["epoch"]
+
+    def _damaged(self, reason):
+        return ResumeStateError(
+            f"The resume state in {self.path} cannot be read ({reason}). Set it aside to start from epoch 1 "
+            "(`keras-gen train --restart`, or `ResumeState.set_aside()`: the folder is renamed, nothing is deleted), "
+            "or export one of the run's per-epoch .keras checkpoints."
+        )
+
+    def _save_model(self):
+        self.path.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.glob(".tmp-*"):
+            stale.unlink()  # a write that a kill interrupted
+        weights = self.path / f"epoch-{self._current_epoch:04d}.weights.h5"
+        _write_atomically(weights, lambda path: self.model.save_weights(str(path), overwrite=True))
+        state = json.dumps({"epoch": self._current_epoch, "weights": weights.name})
+        _write_atomically(self.path / self.STATE_FILE, lambda path: path.write_text(state))
+        # Only now is the previous epoch's state (or Keras' layout, or an orphan of a killed run) not needed.
+        for old in self.path.iterdir():
+            if old.name not in (self.STATE_FILE, weights.name) and old.is_file():
+                old.unlink()
+
+    def on_train_end(self, logs=None):
+        pass  # kept until `remove()`
+
+    def remove(self):
+        """Deletes the state (call it once the trained model is safe)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def set_aside(self):
+        """Renames the state folder to `<folder>-set-aside-<time>` and returns the new path (None if none)."""
+        if not self.path.exists():
+            return None
+        name = f"{self.path.name}-set-aside-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        target, suffix = self.path.with_name(name), 2
+        while target.exists():
+            target, suffix = self.path.with_name(f"{name}-{suffix}"), suffix + 1
+        os.rename(self.path, target)
+        return target
+
+
+def _write_atomically(path, write):
+    """Calls `write(temporary_path)` beside `path`, flushes the file to disk and renames it to `path`."""
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    write(temporary)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -76,6 +76,7 @@ def cmd_train(args):
         source_dir=args.data_dir,
         data_dir=args.tfds_dir,
         data=data_overrides(args),
+        restart=args.restart,
     )
     export_path = pathlib.Path(result["export"]).resolve()
     base_path = export_path.parent
@@ -112,17 +113,11 @@ def set_normal_class(recipe, normal_class):
 
 
 def cmd_export(args):
-    import keras
-
     from keras_gen import export
-    from keras_gen import registry
+    from keras_gen.checkpoints import load_checkpoint
 
-    checkpoint = pathlib.Path(args.checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"No checkpoint at {checkpoint}; pass a .keras file written by `keras-gen train` or model.save().")
-    registry.model_names()  # registers the zoo's classes so the .keras file can be rebuilt
-    model = keras.models.load_model(checkpoint)
-    path = export.export_model(model, args.export_dir, model_name=args.name, version=args.version)
+    model = load_checkpoint(args.checkpoint)
+    path = export.export_model(model, args.export_dir, model_name=args.name, version=args.version, max_serving_batch=args.max_serving_batch)
     print(f"SavedModel: {path.resolve()}")
 
 
@@ -133,6 +128,11 @@ def cmd_sample(args):
     from keras_gen import export
     from keras_gen.callbacks import tile
 
+    if pathlib.Path(args.export_dir).is_file():
+        raise ValueError(
+            f"{args.export_dir} is a file; `keras-gen sample` reads an export folder. For a .keras checkpoint, "
+            f"run `keras-gen export {args.export_dir}` first and sample from the folder it prints."
+        )
     path = export.latest_version_dir(args.export_dir)
     loaded = tf.saved_model.load(str(path))
     if "sample" not in loaded.signatures:
@@ -160,7 +160,7 @@ def cmd_evaluate(args):
 
     from keras_gen import data
     from keras_gen import evaluation
-    from keras_gen import registry
+    from keras_gen.checkpoints import load_checkpoint
 
     if args.anomaly:
         return cmd_evaluate_anomaly(args)
@@ -170,13 +170,10 @@ def cmd_evaluate(args):
     if checkpoint.is_dir() or args.num_samples is not None:
         # An export folder, or sample quality asked for: the FD/KID/precision/recall table instead.
         return cmd_evaluate_samples(args)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"No checkpoint at {checkpoint}; pass a .keras file written by `keras-gen train` or model.save().")
     for flag, value in (("--iwae-k", args.iwae_k), ("--batch-size", args.batch_size), ("--num-images", args.num_images)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}.")
-    registry.model_names()  # registers the zoo's classes so the .keras file can be rebuilt
-    model = keras.models.load_model(checkpoint)
+    model = load_checkpoint(checkpoint)
     evaluation.check_latent_variable_model(model)
     preprocessing = evaluation.likelihood_preprocessing(model)
     test = evaluation.fashion_mnist_test_set(
@@ -217,9 +214,11 @@ def cmd_evaluate_anomaly(args):
     started = time.perf_counter()
     from keras_gen import data
 
+    # Every model first, so that a missing or damaged one stops the command before the data are read.
+    scorers = [anomaly.AnomalyScorer.load(path) for path in paths]
     source = data.open_source(args.data, source_dir=args.data_dir, data_dir=args.tfds_dir)
     images, labels = anomaly.test_set(source, args.num_images, image_size=args.image_size, channels=args.channels)
-    rows = [anomaly.evaluate_one_class(anomaly.AnomalyScorer.load(path), images, labels, fpr=args.fpr) for path in paths]
+    rows = [anomaly.evaluate_one_class(scorer, images, labels, fpr=args.fpr) for scorer in scorers]
     print(f"One-class anomaly detection on {len(images)} test images of {source.name}: each model's normal class against the other classes.")
     print(f"Threshold: the score above which {args.fpr:g} of the model's held-out normal images lie (set when it was calibrated).")
     print()
@@ -291,6 +290,9 @@ def build_parser():
     train.add_argument("--validation-size", type=int, metavar="N", help="images held out of train for validation when the source has no validation split")
     train.add_argument("--test-size", type=int, metavar="N", help="images held out for testing when the source has no test split (default: a tenth)")
     train.add_argument("--skip-corrupt", action="store_true", help="folder sources: leave out image files that cannot be decoded, and say how many")
+    train.add_argument(
+        "--restart", action="store_true", help="set the recipe's resume state aside (renamed, not deleted) and train from epoch 1"
+    )
     train.add_argument("--download", action="store_true", help="TFDS sources: download and prepare the dataset if it is not prepared yet")
     train.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)")
     train.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: TFDS's)")
@@ -304,6 +306,9 @@ def build_parser():
     export.add_argument("--export-dir", default="exports")
     export.add_argument("--name", help="model folder name (default: the model's zoo name)")
     export.add_argument("--version", type=int, help="version number (default: the next free one)")
+    export.add_argument(
+        "--max-serving-batch", type=int, default=1024, metavar="N", help="largest batch a request may hold; larger ones get INVALID_ARGUMENT (default: 1024)"
+    )
     export.set_defaults(run=cmd_export)
 
     evaluate = commands.add_parser(

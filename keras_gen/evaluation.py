@@ -588,10 +588,9 @@ class Sampler:
         """From an export folder (`<export_dir>/<model>[/<version>]`) or a `.keras` checkpoint."""
         path = pathlib.Path(path)
         if path.is_file() and path.suffix == ".keras":
-            from keras_gen import registry
+            from keras_gen.checkpoints import load_checkpoint
 
-            registry.model_names()  # registers the zoo's classes so the file can be rebuilt
-            return cls.from_model(keras.models.load_model(path), name=name)
+            return cls.from_model(load_checkpoint(path), name=name)
         if path.is_dir():
             return cls.from_export(path, name=name)
         raise FileNotFoundError(f"{path} is neither a .keras checkpoint nor an export folder (<export_dir>/<model>[/<version>]).")

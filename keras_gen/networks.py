@@ -1,7 +1,9 @@
 """Default networks of the zoo: small convolutional encoders and decoders for [H, W, C] images.
 
 Every model takes its networks as arguments, so these are only the defaults; any Keras model with the
-same inputs and outputs can replace them.
+same inputs and outputs can replace them. Each model declares those inputs and outputs (`Interface`s of
+`Port`s, its `network_interfaces()`), and `check_network` holds every network it is given to them when
+the model is built.
 
 How the default networks scale with the image size: a convolutional network here is a stack of
 stride-2 stages, one width (channels) per stage. Each model keeps base widths, the networks it builds
@@ -23,6 +25,8 @@ projection and (64, 128, 256, 512) at 64x64: the four stride-2 stages of Radford
 """
 
 import math
+import re
+import typing
 
 import keras_gen  # noqa: F401
 import keras
@@ -647,3 +651,145 @@ def code_discriminator(code_dim, hidden_units=(256, 256), name="code_discriminat
     for units in hidden_units:
         x = MaskedLeakyReLU(0.2)(layers.Dense(units)(x))
     return keras.Model(code, layers.Dense(1, name="score")(x), name=name)
+
+
+# === What a model feeds its networks and needs back ===
+class Port(typing.NamedTuple):
+    """One input or output of a network, as a model declares it for `check_network`.
+
+    `shape` is the shape of one example, without the batch axis: None in it stands for any size, and
+    None for the whole shape for any shape of at least one axis. `dtype` is what the model feeds an
+    input (outputs' dtypes are not checked: the models cast them). `alternatives` are other example
+    shapes accepted in place of `shape` (a score may be [batch, 1] or [batch]).
+    """
+
+    name: str
+    shape: typing.Optional[tuple]
+    dtype: str = "float32"
+    alternatives: tuple = ()
+
+    def describe(self):
+        shapes = " or ".join(_shape_text(shape) for shape in (self.shape, *self.alternatives))
+        return f"{self.name} {shapes}" + ("" if self.dtype == "float32" else f" {self.dtype}")
+
+
+class Interface(typing.NamedTuple):
+    """What a model calls one of its networks with and what it needs back.
+
+    `inputs` and `outputs` are each one `Port` (one tensor) or a list of them (a list of tensors, in
+    that order); `hint` says what to do when a network does not fit.
+    """
+
+    inputs: object
+    outputs: object
+    hint: str = ""
+
+
+# One raw score per example: what discriminators and critics return.
+SCORE = Port("score", (1,), alternatives=((),))
+
+
+def _shape_text(shape):
+    return "(None, ...)" if shape is None else str((None, *shape))
+
+
+def _describe(ports):
+    if isinstance(ports, list):
+        return "[" + ", ".join(port.describe() for port in ports) + "]"
+    return ports.describe()
+
+
+def _tensors_text(tensors, several_expected=False):
+    if isinstance(tensors, keras.KerasTensor):
+        return f"one tensor {tuple(tensors.shape)}" if several_expected else str(tuple(tensors.shape))
+    if isinstance(tensors, (list, tuple)):
+        count = f"{len(tensors)} tensor" + ("" if len(tensors) == 1 else "s")
+        return f"{count} [" + ", ".join(_tensors_text(tensor) for tensor in tensors) + "]"
+    if isinstance(tensors, dict):
+        return "a dict {" + ", ".join(f"{key!r}: {_tensors_text(value)}" for key, value in tensors.items()) + "}"
+    return repr(tensors)
+
+
+def _fits(tensor, port):
+    """Whether a symbolic output `tensor` has one of `port`'s example shapes (unknown sizes pass)."""
+    if not isinstance(tensor, keras.KerasTensor):
+        return False
+    shape = tuple(tensor.shape)
+    for wanted in (port.shape, *port.alternatives):
+        if wanted is None:
+            if len(shape) >= 2:
+                return True
+        elif len(shape) == len(wanted) + 1 and all(w is None or s is None or w == s for w, s in zip(wanted, shape[1:])):
+            return True
+    return False
+
+
+def _takes(declared, fed):
+    """Whether a functional network's declared input accepts what the model feeds it: the same sizes
+    where both are known, with Keras' adjustment of a trailing axis of 1 (labels [batch] for an
+    Input of shape (1,), and back)."""
+    declared, fed = tuple(declared.shape), tuple(fed.shape)
+    if len(declared) == len(fed) + 1 and declared[-1] == 1:
+        declared = declared[:-1]
+    elif len(fed) == len(declared) + 1 and fed[-1] == 1:
+        fed = fed[:-1]
+    return len(declared) == len(fed) and all(d is None or f is None or d == f for d, f in zip(declared, fed))
+
+
+def check_network(network, role, interface, owner="The model"):
+    """Checks that `network` takes what a model feeds it and returns what the model needs back.
+
+    The check is symbolic, with no computation: a functional (or Sequential) network's declared
+    inputs are compared with `interface.inputs`, then `network.compute_output_spec` on Keras tensors
+    of the inputs' shapes (batch axis None) gives the output structure and shapes, compared with
+    `interface.outputs`. Cheap enough for every construction, `from_config` included. An unbuilt
+    Sequential network is built for the inputs' shapes first, as its first call would.
+
+    Args:
+        network: the Keras model (or layer) to check.
+        role: what the model calls it ("encoder", "top_down[0]"), for messages.
+        interface: an `Interface`: the `Port`s it is fed and the `Port`s it must return.
+        owner: the model, for messages (its class name).
+
+    Returns:
+        The network's symbolic outputs (Keras tensors, structured as the network returns them).
+
+    Raises:
+        ValueError: `network` is not a Keras layer, or does not take or return what `interface` says;
+            the message names the network, what it is fed, what it must return and what it returns.
+
+    Example:
+    >>> check_network(conv_decoder((8, 8, 1), 2, (4,)), "decoder", Interface(Port("z", (2,)), Port("logits", (8, 8, 1))))  # doctest: +SKIP
+    """
+    if not isinstance(network, keras.layers.Layer):
+        raise ValueError(f"{owner}'s {role} must be a Keras model (or None for the default), got {network!r}.")
+    several_inputs = isinstance(interface.inputs, list)
+    ports = interface.inputs if several_inputs else [interface.inputs]
+    fed = [keras.KerasTensor((None, *port.shape), dtype=port.dtype, name=port.name) for port in ports]
+    wanted = f"{owner}'s {role} must map {_describe(interface.inputs)} to {_describe(interface.outputs)}"
+    hint = f" {interface.hint}" if interface.hint else ""
+
+    def failed(error):
+        # Whatever a network's own code raises on these inputs, after what was expected of it (without
+        # the terminal colours Keras puts in its messages).
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+        return ValueError(f"{wanted}, but calling it on such inputs fails.{hint} The error: {type(error).__name__}: {text}")
+
+    try:
+        if isinstance(network, keras.Sequential) and not network.built and len(fed) == 1:
+            network.build(fed[0].shape)  # Keras' symbolic output spec of a Sequential needs it built
+        declared = getattr(network, "inputs", None)  # a functional network's Input tensors; None otherwise
+    except Exception as error:
+        raise failed(error) from error
+    if declared and (len(declared) != len(fed) or not all(map(_takes, declared, fed))):
+        raise ValueError(f"{wanted}, but it takes {_tensors_text(declared[0] if len(declared) == 1 else declared)}.{hint}")
+    try:
+        outputs = network.compute_output_spec(fed if several_inputs else fed[0])
+    except Exception as error:
+        raise failed(error) from error
+    several_outputs = isinstance(interface.outputs, list)
+    expected = interface.outputs if several_outputs else [interface.outputs]
+    returned = list(outputs) if several_outputs and isinstance(outputs, (list, tuple)) else [outputs]
+    if (several_outputs and not isinstance(outputs, (list, tuple))) or len(returned) != len(expected) or not all(map(_fits, returned, expected)):
+        raise ValueError(f"{wanted}, but it outputs {_tensors_text(outputs, several_outputs)}.{hint}")
+    return outputs

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from keras_gen import data as data_lib
 from keras_gen import export as export_lib
+from keras_gen.callbacks import StopOnNonFinite
 from keras_gen.models.classifier import SemiSupervisedClassifier
 
 MODES = ("frozen", "fine_tuned", "scratch")
@@ -294,7 +295,10 @@ def fit_classifier(classifier, splits, learning_rate, epochs, patience, logdir=N
     keeping the weights of its best epoch (the first, on ties). Returns the history dict."""
     classifier.compile_recipe(learning_rate=learning_rate)
     # Accuracy, not loss: with ~100 labels the loss keeps rising on confident mistakes while accuracy still improves.
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True)]
+    callbacks = [
+        StopOnNonFinite(),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True),
+    ]
     if logdir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir)))
     history = classifier.fit(
@@ -441,15 +445,14 @@ def pretrain_encoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, p
 def pretrain_autoencoder(pretrain_recipe, pretrained, pretrain_epochs, train, run, preprocessing):
     """The pre-trained model (autoencoder or VAE) and where it came from: a checkpoint, or a fresh `train_recipe` run."""
     from keras_gen import recipes
-    from keras_gen import registry
     from keras_gen import training
+    from keras_gen.checkpoints import load_checkpoint
 
     if pretrained:
         path = pathlib.Path(pretrained)
         if not path.is_file():
             raise FileNotFoundError(f"No checkpoint at {path}; `pretrained` names a .keras file (\"\" to pre-train instead).")
-        registry.model_names()  # registers the zoo's classes so that the file can be rebuilt
-        return keras.models.load_model(path), path
+        return load_checkpoint(path), path
     recipe = recipes.load_recipe(pretrain_recipe)
     if recipe.data["preprocessing"] != preprocessing:
         raise recipes.RecipeError(
@@ -469,6 +472,7 @@ def pretrain_autoencoder(pretrain_recipe, pretrained, pretrain_epochs, train, ru
         data=run.get("data"),
         export=False,
         verbose=run["verbose"],
+        restart=run.get("restart", False),
     )
     return result["model"], result["checkpoint"]
 

@@ -4,6 +4,7 @@ import contextlib
 import datetime
 import inspect
 import json
+import math
 import pathlib
 import time
 
@@ -15,6 +16,13 @@ from keras_gen import data as data_lib
 from keras_gen import export as export_lib
 from keras_gen import recipes
 from keras_gen.callbacks import ImageSummaries
+from keras_gen.callbacks import ResumeState
+from keras_gen.callbacks import ResumeStateError
+from keras_gen.callbacks import StopOnNonFinite
+from keras_gen.callbacks import TrainingDiverged
+
+
+RESTART_HINT = "To start over, run the same command with --restart (train_recipe(..., restart=True))."
 
 
 def run_name():
@@ -88,6 +96,8 @@ def naming_unreadable_files(source):
     try:
         yield
     except tf.errors.InvalidArgumentError as error:
+        if data_lib.NON_FINITE_PIXELS in error.message:
+            raise data_lib.DataError(error.message.strip().splitlines()[0].split(data_lib.NON_FINITE_PIXELS, 1)[1].strip(" :")) from None
         unreadable = [path for split in source.splits for path in source.unreadable(split)] if hasattr(source, "unreadable") else []
         if not unreadable:
             raise
@@ -127,6 +137,7 @@ def train_recipe(
     export=True,
     verbose=1,
     callbacks=None,
+    restart=False,
 ):
     """Trains `recipe` (a `recipes.Recipe`) and returns a dict of where everything went.
 
@@ -134,7 +145,13 @@ def train_recipe(
     `<logdir>/<recipe>/<timestamp>/`, one `.keras` checkpoint per epoch to
     `<checkpoint_dir>/<recipe>/<timestamp>/`, and the SavedModel to the next free version under
     `<export_dir>/<recipe>/`. If a previous run of the same recipe was interrupted, training resumes
-    from its last completed epoch (`keras.callbacks.BackupAndRestore` in `<checkpoint_dir>/<recipe>/backup`).
+    from its last completed epoch (`callbacks.ResumeState` in `<checkpoint_dir>/<recipe>/backup`); the state
+    is removed only once the export is published, so a run killed after its last epoch finishes evaluation
+    and export without training again. `restart` sets an existing state aside (renamed, not deleted) and
+    trains from epoch 1.
+    Training stops at the first non-finite loss or metric (`callbacks.StopOnNonFinite`) with a
+    `TrainingDiverged` naming the epoch, the step and the last good checkpoint; nothing is exported from
+    non-finite weights or test metrics.
     `callbacks` are added to the run's own (e.g. a step timer or a wall-clock cap, as bench/train_zoo.py does).
     `data` replaces keys of the recipe's [data] table (e.g. {"dataset": "folder:faces", "image_size": [64, 64]}).
     The model's `image_shape` and `num_classes` come from the data (see `data_model_options`).
@@ -156,7 +173,7 @@ def train_recipe(
         # steps with the same settings and returns a dict with the same keys as below.
         run = dict(
             logdir=logdir, export_dir=export_dir, checkpoint_dir=checkpoint_dir, source_dir=source_dir, data_dir=data_dir,
-            data=data or {}, export=export, verbose=verbose,
+            data=data or {}, export=export, verbose=verbose, restart=restart,
         )
         return pipeline(recipe, train, run, **recipe.pipeline)
 
@@ -187,8 +204,22 @@ def train_recipe(
     }
     (run_logdir / "run.json").write_text(json.dumps(settings, indent=2, default=str))
 
+    resume = ResumeState(pathlib.Path(checkpoint_dir) / recipe.name / "backup")
+    if restart:
+        aside = resume.set_aside()
+        if aside is not None and verbose:
+            print(f"Resume state set aside in {aside}; training from epoch 1.")
+    try:
+        resumed = resume.finished_epochs()
+    except ResumeStateError as error:
+        raise ResumeStateError(f"{error} {RESTART_HINT}") from None
+    if resumed and verbose:
+        left = "evaluating and exporting" if resumed >= train["epochs"] else f"training epochs {resumed + 1} to {train['epochs']}"
+        print(f"Resuming from {resume.path}: {resumed} epoch(s) finished before; {left}.")
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(pathlib.Path(checkpoint_dir) / recipe.name / "backup")),
+        # First, so that a non-finite step stops the run before any callback saves that epoch.
+        StopOnNonFinite(),
+        resume,
         keras.callbacks.TensorBoard(log_dir=str(run_logdir)),
         ImageSummaries(run_logdir, datasets["validation_images"], train["summary_samples"], seed=train["seed"]),
         keras.callbacks.ModelCheckpoint(str(run_checkpoints / "epoch-{epoch:03d}.keras")),
@@ -197,19 +228,36 @@ def train_recipe(
     ]
     started = time.perf_counter()
     with naming_unreadable_files(source):
-        history = model.fit(
-            datasets["train"],
-            epochs=train["epochs"],
-            steps_per_epoch=train["steps_per_epoch"] or None,
-            validation_data=datasets["validation"],
-            callbacks=callbacks,
-            shuffle=False,  # the tf.data pipeline shuffles (seeded) already
-            verbose=verbose,
-        )
+        try:
+            history = model.fit(
+                datasets["train"],
+                epochs=train["epochs"],
+                steps_per_epoch=train["steps_per_epoch"] or None,
+                validation_data=datasets["validation"],
+                callbacks=callbacks,
+                shuffle=False,  # the tf.data pipeline shuffles (seeded) already
+                verbose=verbose,
+            )
+        except ResumeStateError as error:
+            raise ResumeStateError(f"{error} {RESTART_HINT}") from None
+        except TrainingDiverged as error:
+            raise TrainingDiverged(
+                f"{error} Nothing was saved from that epoch or exported. {last_good_state(run_checkpoints, resume)} "
+                "Lower the recipe's [compile] learning_rate, or check the data, before running again.",
+                error.epoch, error.step, error.name,
+            ) from None
         seconds = time.perf_counter() - started
         # E.g. an anomaly detector sets its score statistics and thresholds on the held-out images here.
         getattr(model, "after_training", lambda datasets: None)(datasets)
         test_metrics = model.evaluate(datasets["test"], return_dict=True, verbose=0)
+    test = {key: float(value) for key, value in test_metrics.items()}
+    bad = sorted(key for key, value in test.items() if not math.isfinite(value))
+    if bad:
+        raise TrainingDiverged(
+            f"The test-set {', '.join(f'{key} is {test[key]}' for key in bad)}: the trained model is not exported. "
+            f"{last_good_state(run_checkpoints, resume)}",
+            name=bad[0],
+        )
     final_checkpoint = run_checkpoints / "model.keras"
     model.save(final_checkpoint)
     result = {
@@ -217,9 +265,22 @@ def train_recipe(
         "logdir": run_logdir,
         "checkpoint": final_checkpoint,
         "history": history.history,
-        "test": {key: float(value) for key, value in test_metrics.items()},
+        "test": test,
         "train_seconds": seconds,
         "export": export_lib.export_model(model, export_dir, model_name=recipe.name) if export else None,
         "model": model,
+        "resumed_epochs": resumed,
     }
+    # Only now is the trained model safe (exported, or saved when not exporting).
+    resume.remove()
     return result
+
+
+def last_good_state(run_checkpoints, resume):
+    """A sentence naming the run's last per-epoch checkpoint and the epoch the resume state holds."""
+    epochs = sorted(run_checkpoints.glob("epoch-*.keras"))
+    finished = resume.finished_epochs()
+    state = f"the resume state in {resume.path} holds epoch {finished}" if finished else "there is no resume state"
+    if epochs:
+        return f"The last good checkpoint is {epochs[-1]}; {state}."
+    return f"This run finished no epoch; {state}."

@@ -97,32 +97,52 @@ _RELOAD_SCRIPT = textwrap.dedent(
         specs = fn.structured_input_signature[1]
         outputs = fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})
         results[name] = {k: v.numpy().tolist() for k, v in outputs.items()}
+    results["refusals"] = {}
+    for label, (name, inputs) in request["refusals"].items():
+        print("refusal", label, file=sys.stderr, flush=True)  # the last one named is the case that killed the process
+        fn = loaded.signatures[name]
+        specs = fn.structured_input_signature[1]
+        try:
+            fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})
+            results["refusals"][label] = {"error": None, "message": ""}
+        except Exception as error:
+            results["refusals"][label] = {"error": type(error).__name__, "message": getattr(error, "message", str(error))}
     results["imported"] = sorted(m for m in ("keras_gen", "tensorflow_probability", "keras") if m in sys.modules)
     json.dump(results, open(sys.argv[2], "w"))
     """
 )
 
 
-def call_export_in_fresh_process(path, calls, tmp_path):
+def call_export_in_fresh_process(path, calls, tmp_path, refusals=None):
     """Loads the SavedModel at `path` in a new Python that imports only tensorflow and calls
-    `calls = {signature: {input: array}}`. Returns {signatures, imported, <signature>: {output: array}}."""
+    `calls = {signature: {input: array}}`, then sends the bad requests `refusals = {label: (signature,
+    {input: array})}`. Returns {signatures, imported, refusals: {label: {error, message}} (error: the
+    exception's class name, None if the request was answered), <signature>: {output: array}}; a
+    request that kills the process fails the calling test with the label of the case."""
     tmp_path = pathlib.Path(tmp_path)
     request = tmp_path / "request.json"
     response = tmp_path / "response.json"
-    request.write_text(json.dumps({"path": str(path), "calls": {k: {n: np.asarray(v).tolist() for n, v in c.items()} for k, c in calls.items()}}))
+
+    def listed(inputs):
+        return {n: np.asarray(v).tolist() for n, v in inputs.items()}
+
+    bad = {label: (name, listed(inputs)) for label, (name, inputs) in (refusals or {}).items()}
+    request.write_text(json.dumps({"path": str(path), "calls": {k: listed(c) for k, c in calls.items()}, "refusals": bad}))
     script = tmp_path / "reload.py"
     script.write_text(_RELOAD_SCRIPT)
-    subprocess.run([sys.executable, str(script), str(request), str(response)], check=True, capture_output=True, timeout=300)
+    run = subprocess.run([sys.executable, str(script), str(request), str(response)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"the TensorFlow-only process exited with {run.returncode}:\n{run.stderr[-3000:]}"
     result = json.loads(response.read_text())
     for name in calls:
         result[name] = {k: np.asarray(v) for k, v in result[name].items()}
     return result
 
 
-def export_and_call(model, calls, tmp_path):
-    """Exports `model` under tmp_path and calls the export in a fresh TensorFlow-only process."""
+def export_and_call(model, calls, tmp_path, refusals=None):
+    """Exports `model` under tmp_path and calls the export in a fresh TensorFlow-only process (see
+    `call_export_in_fresh_process`)."""
     path = export.export_model(model, pathlib.Path(tmp_path) / "exports")
-    result = call_export_in_fresh_process(path, calls, tmp_path)
+    result = call_export_in_fresh_process(path, calls, tmp_path, refusals)
     assert "keras_gen" not in result["imported"] and "tensorflow_probability" not in result["imported"]
     return path, result
 

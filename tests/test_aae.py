@@ -280,7 +280,7 @@ def test_bad_options_say_what_is_wrong(options, message):
 
 def test_networks_of_the_wrong_shape_are_refused():
     encoder = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(3)])
-    with pytest.raises(ValueError, match=r"encoder must output \(None, 2\)"):
+    with pytest.raises(ValueError, match=r"AAE's encoder must map images \(None, 8, 8, 1\) to code \(None, 2\), but it outputs \(None, 3\)"):
         tiny_aae(encoder=encoder)
 
 

@@ -306,3 +306,53 @@ def test_one_class_protocol_on_a_folder(colour_pngs, tmp_path, capsys):
     assert cli.main(["evaluate", str(export), "--anomaly", "--data", f"folder:{folder}"]) == 0
     out = capsys.readouterr().out
     assert f"40 test images of folder:{folder}" in out and "2 2_Pullover" in out
+
+
+# === Damaged checkpoints ===
+@pytest.fixture(scope="module")
+def damaged_checkpoints(tmp_path_factory):
+    """{truncated, garbage, bad_crc: path} of damaged copies of a tiny VAE's .keras file."""
+    from tests.test_checkpoints import damaged_copies
+    from tests.test_checkpoints import save_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("damaged")
+    save_tiny_checkpoint(root / "model.keras")
+    return damaged_copies(root / "model.keras", root)
+
+
+def checkpoint_commands(path, tmp_path):
+    """Every command line that reads a .keras checkpoint."""
+    return [
+        ["export", str(path), "--export-dir", str(tmp_path / "exports")],
+        ["evaluate", str(path)],
+        ["evaluate", str(path), "--num-samples", "2"],
+        ["evaluate", str(path), "--anomaly"],
+    ]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "bad_crc"])
+def test_every_command_reports_a_damaged_checkpoint_without_a_traceback(kind, damaged_checkpoints, tmp_path, capsys):
+    path = damaged_checkpoints[kind]
+    for command in checkpoint_commands(path, tmp_path):
+        assert cli.main(command) == 2, command
+        err = capsys.readouterr().err
+        assert f"keras-gen: error: {path} is not a valid .keras file (truncated or corrupt: " in err, (command, err)
+        assert "Traceback" not in err and "File not found" not in err, (command, err)
+    assert not (tmp_path / "exports").exists()
+    assert cli.main(["sample", str(path)]) == 2
+    assert "`keras-gen sample` reads an export folder" in capsys.readouterr().err
+
+
+def test_a_missing_checkpoint_is_not_found(tmp_path, capsys):
+    for command in checkpoint_commands(tmp_path / "nope.keras", tmp_path):
+        assert cli.main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "nope.keras" in err and ("No checkpoint at" in err or "is neither a .keras checkpoint nor an export folder" in err), (command, err)
+
+
+def test_a_checkpoint_with_damaged_weights_fails_cleanly_in_a_fresh_process(damaged_checkpoints, tmp_path):
+    """What used to end in a zipfile.BadZipFile traceback."""
+    run = keras_gen_command("export", damaged_checkpoints["bad_crc"], "--export-dir", "exports", cwd=tmp_path)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "is not a valid .keras file (truncated or corrupt: its entry model.weights.h5 fails its CRC check)" in run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "exports").exists()

@@ -357,7 +357,7 @@ def test_keras_gen_train_semi_supervised_end_to_end(tmp_path):
     calls = {"classify": {"images": images}, "serving_default": {"images": images}}
     result = helpers.call_export_in_fresh_process(export, calls, tmp_path)
     assert not {"keras_gen", "tensorflow_probability"} & set(result["imported"])
-    assert set(result["signatures"]) == {"classify", "serving_default"}
+    assert set(result["signatures"]) == {"classify", "serving_default", "metadata"}
     model = keras.models.load_model(next((tmp_path / "checkpoints" / "semi").glob("*/model.keras")))
     expected = model.classify(images)
     np.testing.assert_allclose(result["classify"]["probabilities"], expected["probabilities"], atol=1e-5)

@@ -24,6 +24,24 @@ def example_inputs(endpoint, batch=4):
     return inputs
 
 
+def wrong_shape_requests(endpoint, batch=4):
+    """{label: (endpoint name, inputs, message, got)}: for each input, a request with it one rank short
+    (or one long, for a vector) and one with a fixed size off by one, the other inputs valid; the
+    export's refusal must hold `message` (naming the input) and `got` (the shape received)."""
+    requests = {}
+    for spec in endpoint.input_signature:
+        valid = example_inputs(endpoint, batch)
+        shape = list(valid[spec.name].shape)
+        wrong = {"rank": shape[:-1] if len(shape) > 1 else [*shape, 1]}
+        if len(shape) > 1:
+            wrong["size"] = [*shape[:-1], shape[-1] + 1]
+        for kind, bad_shape in wrong.items():
+            inputs = dict(valid, **{spec.name: np.zeros(bad_shape, spec.dtype.as_numpy_dtype)})
+            got = f"got [{', '.join(map(str, bad_shape))}]"
+            requests[f"{endpoint.name}/{spec.name}/{kind}"] = (endpoint.name, inputs, f"{endpoint.name}: input `{spec.name}` must have shape", got)
+    return requests
+
+
 def trained(name, steps=2):
     model, data = TINY_MODELS[name]()
     history = model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0).history
@@ -60,7 +78,12 @@ def test_export_reloads_in_a_tensorflow_only_process_with_matching_outputs(name,
     endpoints = model.serving_endpoints()
     calls = {endpoint.name: example_inputs(endpoint) for endpoint in endpoints}
     calls["serving_default"] = calls[model.default_endpoint]
-    _, result = helpers.export_and_call(model, calls, tmp_path)
+    # Wrong shapes must come back as INVALID_ARGUMENT, not reach the kernels (oneDNN aborts on some).
+    wrong = {label: case for endpoint in endpoints for label, case in wrong_shape_requests(endpoint).items()}
+    _, result = helpers.export_and_call(model, calls, tmp_path, refusals={label: case[:2] for label, case in wrong.items()})
+    for label, (_, _, message, got) in wrong.items():
+        refusal = result["refusals"][label]
+        assert refusal["error"] == "InvalidArgumentError" and message in refusal["message"] and got in refusal["message"], (label, refusal)
     for endpoint in endpoints:
         expected = endpoint.fn(**calls[endpoint.name])
         assert set(result[endpoint.name]) == set(expected), endpoint.name

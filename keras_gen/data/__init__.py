@@ -15,6 +15,7 @@ from keras_gen.data.info import DatasetInfo
 from keras_gen.data.info import check_classes
 from keras_gen.data.pipeline import PREPROCESSING
 from keras_gen.data.pipeline import NUM_PREVIEW_IMAGES
+from keras_gen.data.pipeline import NON_FINITE_PIXELS
 from keras_gen.data.pipeline import Examples
 from keras_gen.data.pipeline import fit_image
 from keras_gen.data.pipeline import keep_classes

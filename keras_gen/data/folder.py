@@ -177,7 +177,7 @@ class FolderSource:
         paths, labels = self._listing[split]
         keys_labels = labels if labels is not None else np.full(len(paths), -1, np.int64)
         keys = tf.data.Dataset.from_tensor_slices((paths, keys_labels))
-        return Examples(keys, len(paths), load=decode, labels=keys_labels, small_keys=True)
+        return Examples(keys, len(paths), load=decode, labels=keys_labels, small_keys=True, source=self.name)
 
     def unreadable(self, split):
         """The files of `split` that cannot be decoded (a full pass over them)."""

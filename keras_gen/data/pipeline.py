@@ -347,6 +347,7 @@ class Examples:
         labels: every example's label as an int64 array, when known without reading the images (a
             folder's listing); None otherwise.
         small_keys: the keys are small (file paths), so a full shuffle of them costs little memory.
+        source: the source's name, for error messages.
     """
 
     keys: tf.data.Dataset
@@ -354,6 +355,26 @@ class Examples:
     load: typing.Callable = None
     labels: np.ndarray = None
     small_keys: bool = False
+    source: str = "the data source"
+
+
+# Starts the message of the error a stream raises for a float image with NaN, infinite or out-of-range
+# pixels (`training.naming_unreadable_files` turns it into a DataError).
+NON_FINITE_PIXELS = "keras_gen: bad pixels:"
+
+
+def _checked_pixels(image, source):
+    """`image` itself if uint8; a float image must hold finite pixels in [0, 255] (or reading it fails),
+    and is rounded to uint8 like every other source's."""
+    if image.dtype == tf.uint8:
+        return image
+    finite = tf.reduce_all(tf.math.is_finite(image) & (image >= 0) & (image <= 255))
+    message = (
+        f"{NON_FINITE_PIXELS} {source} has an image with NaN, infinite or out-of-range pixels (outside [0, 255]); "
+        "fix or remove it (keras_gen never trains on non-finite pixels)"
+    )
+    with tf.control_dependencies([tf.debugging.Assert(finite, [message])]):
+        return tf.cast(tf.round(tf.cast(image, tf.float32)), tf.uint8)
 
 
 def _selected(examples, select, classes):
@@ -380,7 +401,7 @@ def _fitted(dataset, examples, image_size, channels, center_crop):
     load = examples.load or (lambda key: key)
 
     def fit(index, key, label):
-        return index, fit_image(load(key), image_size, channels, center_crop), label
+        return index, fit_image(_checked_pixels(load(key), examples.source), image_size, channels, center_crop), label
 
     return dataset.map(fit, num_parallel_calls=tf.data.AUTOTUNE)
 

@@ -106,7 +106,7 @@ class TfdsSource:
         count = info[split].num_examples if split in info else None
         if not count:
             count = int(keys.reduce(0, lambda total, _: total + 1))
-        return Examples(keys, count)
+        return Examples(keys, count, source=self.name)
 
     def notes(self):
         return []

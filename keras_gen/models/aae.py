@@ -20,7 +20,9 @@ import tensorflow as tf
 from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
+from keras_gen.export import ValueRange
 from keras_gen.models.autoencoder import CodeFunctions
 from keras_gen.models.base import SERVING_SEED_KEY
 from keras_gen.models.base import GenerativeModel
@@ -111,6 +113,7 @@ class AAE(CodeFunctions, GenerativeModel):
     optimizer_names = ("ae_optimizer", "d_optimizer", "g_optimizer")
     nested_models = ("encoder", "decoder", "discriminator")
     default_endpoint = "reconstruct"
+    nan_sentinel_weights = ("score_thresholds",)
     # The default networks' filters for 28x28 images, which None scales with the image size.
     base_filters = (32, 64)
 
@@ -162,13 +165,10 @@ class AAE(CodeFunctions, GenerativeModel):
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
         self.prior()  # fails early for a prior that cannot be built (e.g. a mixture on a 1-d code)
         # === Layers ===
-        for role, network in (("encoder", encoder), ("decoder", decoder), ("discriminator", discriminator)):
-            if network is not None and not isinstance(network, keras.layers.Layer):
-                raise ValueError(f"{role} must be a Keras model (or None for the default), got {network!r}.")
         self.encoder = encoder or networks.ae_encoder(self.image_shape, self.latent_dim, self.filters, self.convs_per_stage, name="encoder")
         self.decoder = decoder or networks.ae_decoder(self.image_shape, self.latent_dim, self.filters[::-1], self.convs_per_stage, name="decoder")
         self.discriminator = discriminator or networks.code_discriminator(self.latent_dim, self.discriminator_units, name="discriminator")
-        self._check_networks()
+        self.check_networks("encoder", "decoder", "discriminator")
         # === Calibration (set by `calibrate`, saved and exported with the weights) ===
         self.score_statistics = self.add_weight(
             shape=(4,), initializer=keras.initializers.Constant([0.0, 1.0, 0.0, 1.0]), trainable=False, name="score_statistics"
@@ -179,15 +179,14 @@ class AAE(CodeFunctions, GenerativeModel):
         )
         self.built = True
 
-    def _check_networks(self):
-        for role, network, expected in (
-            ("encoder", self.encoder, (None, self.latent_dim)),
-            ("decoder", self.decoder, (None, *self.image_shape)),
-            ("discriminator", self.discriminator, (None, 1)),
-        ):
-            shape = tuple(network.output_shape) if hasattr(network, "output_shape") else None
-            if shape is not None and shape != expected:
-                raise ValueError(f"The {role} must output {expected} (image_shape {self.image_shape}, latent_dim {self.latent_dim}), but it outputs {shape}.")
+    def network_interfaces(self):
+        images, code = networks.Port("images", self.image_shape), networks.Port("code", (self.latent_dim,))
+        sizes = f"Build it for image_shape {self.image_shape} and latent_dim {self.latent_dim}."
+        return {
+            "encoder": networks.Interface(images, code, sizes),
+            "decoder": networks.Interface(code, networks.Port("logits", self.image_shape), sizes),
+            "discriminator": networks.Interface(code, networks.SCORE, f"A discriminator returns one score per code. {sizes}"),
+        }
 
     # === The prior ===
     def prior(self):
@@ -409,12 +408,19 @@ class AAE(CodeFunctions, GenerativeModel):
     def serving_endpoints(self):
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         return [
-            Endpoint("reconstruct", self.reconstruct, [images]),
-            Endpoint("encode", self.encode, [images]),
+            Endpoint("reconstruct", self.reconstruct, [images], {"images": UNIT_INTERVAL}),
+            Endpoint("encode", self.encode, [images], {"images": UNIT_INTERVAL}),
             Endpoint("decode", self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="code")]),
             Endpoint("sample", self.sample, [tf.TensorSpec([None], tf.int64, name="seed")]),
-            Endpoint("anomaly_score", self.anomaly_score, [images]),
-            Endpoint("anomaly_threshold", self.anomaly_threshold, [tf.TensorSpec([None], tf.float32, name="fpr")]),
+            Endpoint("anomaly_score", self.anomaly_score, [images], {"images": UNIT_INTERVAL}),
+            # A rate in [0, 1), as `anomaly.threshold_at_fpr` and `keras-gen evaluate --fpr` take it; rates
+            # above the last stored level (0.999) get that level's threshold.
+            Endpoint(
+                "anomaly_threshold",
+                self.anomaly_threshold,
+                [tf.TensorSpec([None], tf.float32, name="fpr")],
+                {"fpr": ValueRange(0.0, 1.0, high_exclusive=True)},
+            ),
         ]
 
     # === Anomaly detection: calibration on held-out normal images ===

@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras_gen import corruptions
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register_model
@@ -98,10 +99,16 @@ class Autoencoder(CodeFunctions, GenerativeModel):
         self.decoder = decoder or networks.ae_decoder(
             self.image_shape, self.code_dim, self.filters[::-1], self.convs_per_stage
         )
-        width = self.encoder.outputs[0].shape[-1] if hasattr(self.encoder, "outputs") else self.code_dim
-        if width != self.code_dim:
-            raise ValueError(f"The encoder outputs codes of width {width} but code_dim is {self.code_dim}; make them match.")
+        self.check_networks("encoder", "decoder")
         self.built = True
+
+    def network_interfaces(self):
+        code = networks.Port("code", (self.code_dim,))
+        sizes = f"Build it for image_shape {self.image_shape} and code_dim {self.code_dim} (code_dim must be the width of the encoder's code)."
+        return {
+            "encoder": networks.Interface(networks.Port("images", self.image_shape), code, sizes),
+            "decoder": networks.Interface(code, networks.Port("logits", self.image_shape), sizes),
+        }
 
     # === The piece the denoising variant overrides ===
     def corrupted(self, images, seed):
@@ -137,8 +144,8 @@ class Autoencoder(CodeFunctions, GenerativeModel):
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         code = tf.TensorSpec([None, self.code_dim], tf.float32, name="code")
         return [
-            Endpoint("reconstruct", self.reconstruct, [images]),
-            Endpoint("encode", self.encode, [images]),
+            Endpoint("reconstruct", self.reconstruct, [images], {"images": UNIT_INTERVAL}),
+            Endpoint("encode", self.encode, [images], {"images": UNIT_INTERVAL}),
             Endpoint("decode", self.decode, [code]),
         ]
 

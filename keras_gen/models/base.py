@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import losses
+from keras_gen import networks
 
 # Mixed into stateless seeds so that a serving request's seed never collides with training's stream.
 SERVING_SEED_KEY = 0x5EED
@@ -14,8 +15,9 @@ class GenerativeModel(keras.Model):
     """Base class of the zoo's models (subclass it; it is not a model on its own).
 
     Subclasses set `metric_names` and implement `train_step`/`test_step`, `serving_endpoints()`,
-    `summary_inputs()` and `summary_images()`. All randomness comes from the model's own
-    `keras.random.SeedGenerator`, so a seeded model trains the same way every time.
+    `summary_inputs()` and `summary_images()`, and declare what they feed their networks and need back
+    in `network_interfaces()`, which `check_networks` holds given networks to. All randomness comes
+    from the model's own `keras.random.SeedGenerator`, so a seeded model trains the same way every time.
 
     Args:
         image_shape: (height, width, channels) of the images the model works on.
@@ -25,6 +27,9 @@ class GenerativeModel(keras.Model):
     metric_names = ()
     # The endpoint that TF Serving calls when a request names no signature.
     default_endpoint = None
+    # Names of the model's own weights that are NaN by design until a later step sets them (e.g. an
+    # anomaly detector's thresholds before calibration): export's finite-weights check lets them be all NaN.
+    nan_sentinel_weights = ()
     # Constructor arguments that are Keras models (or lists of them): `get_config` serialises them
     # whole and `from_config` rebuilds them, so subclasses list only their plain arguments.
     nested_models = ()
@@ -204,6 +209,29 @@ class GenerativeModel(keras.Model):
             self.seed_generator.state.assign(store[self._SEED_STATE_KEY])
             store = {key: store[key] for key in keys if key != self._SEED_STATE_KEY}
         super().load_own_variables(store)
+
+    # === Networks ===
+    def network_interfaces(self):
+        """{attribute: networks.Interface}, or a list of Interfaces for an attribute holding a list of
+        networks: what the model feeds each of its networks and needs back (see `check_networks`)."""
+        return {}
+
+    def check_networks(self, *roles):
+        """Holds the networks in the attributes `roles` (None: no network, skipped) to their
+        `network_interfaces()`, symbolically (`networks.check_network`), so that a network that does not
+        fit fails here, at construction, with a ValueError that names it, rather than deep inside `fit`.
+
+        Each constructor calls it for the networks it sets, once they are set.
+        """
+        interfaces = self.network_interfaces()
+        owner = type(self).__name__
+        for role in roles:
+            network, interface = getattr(self, role), interfaces[role]
+            if isinstance(interface, list):
+                for index, (one, expected) in enumerate(zip(network, interface)):
+                    networks.check_network(one, f"{role}[{index}]", expected, owner)
+            elif network is not None:
+                networks.check_network(network, role, interface, owner)
 
     # === Inputs ===
     def check_images(self, images):

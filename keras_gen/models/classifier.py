@@ -17,6 +17,7 @@ from keras_gen import corruptions
 from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register_model
@@ -142,15 +143,20 @@ class SemiSupervisedClassifier(GenerativeModel):
         self.augment_masking = float(augment_masking)
         # === Layers ===
         self.encoder = encoder or networks.ae_encoder(self.image_shape, self.code_dim, self.filters, self.convs_per_stage)
-        width = self.encoder.outputs[0].shape[-1] if hasattr(self.encoder, "outputs") else self.code_dim
-        if width != self.code_dim:
-            raise ValueError(f"The encoder outputs codes of width {width} but code_dim is {self.code_dim}; make them match.")
         self.head = networks.code_classifier(self.code_dim, self.num_classes, self.hidden_units)
         self.decoder = decoder
-        if decoder is not None and hasattr(decoder, "output_shape") and tuple(decoder.output_shape[1:]) != self.image_shape:
-            raise ValueError(f"The decoder must map codes to images {self.image_shape}, but it outputs {decoder.output_shape[1:]}.")
+        self.check_networks("encoder", "head", "decoder")
         self.set_encoder_frozen(freeze_encoder)
         self.built = True
+
+    def network_interfaces(self):
+        code = networks.Port("code", (self.code_dim,))
+        sizes = f"Build it for image_shape {self.image_shape} and code_dim {self.code_dim} (code_dim must be the width of the encoder's code)."
+        return {
+            "encoder": networks.Interface(networks.Port("images", self.image_shape), code, sizes),
+            "head": networks.Interface(code, networks.Port("logits", (self.num_classes,)), sizes),
+            "decoder": networks.Interface(code, networks.Port("logits", self.image_shape), f"{sizes} The decoder is the pre-trained autoencoder's."),
+        }
 
     def set_encoder_frozen(self, frozen):
         """Freezes (or unfreezes) the encoder; compile again afterwards, as for any change of `trainable`.
@@ -292,7 +298,8 @@ class SemiSupervisedClassifier(GenerativeModel):
         return {"probabilities": probabilities, "label": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
 
     def serving_endpoints(self):
-        return [Endpoint("classify", self.classify, [tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")])]
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        return [Endpoint("classify", self.classify, [images], {"images": UNIT_INTERVAL})]
 
     # === TensorBoard: scalars only ===
     def summary_inputs(self, validation_images, num_samples=64, seed=0):

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from keras_gen import distributions
 from keras_gen import networks
+from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.vae import VAE
 from keras_gen.registry import register_model
@@ -103,6 +104,11 @@ class CVAE(VAE):
             return tf.identity(labels)
 
     # === The pieces that differ from the VAE ===
+    def network_interfaces(self):
+        # The VAE's, with the label beside each network's input: [images, labels] and [z, labels].
+        labels = networks.Port("labels", (), "int64")
+        return {role: interface._replace(inputs=[interface.inputs, labels]) for role, interface in super().network_interfaces().items()}
+
     def posterior(self, images, labels=None, training=False):
         mean, log_variance = self.encoder([images, self.check_labels(labels)], training=training)
         return distributions.diagonal_gaussian(mean, log_variance)
@@ -136,8 +142,8 @@ class CVAE(VAE):
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         label = tf.TensorSpec([None], tf.int64, name="label")
         return [
-            Endpoint("reconstruct", self.reconstruct, [images, label]),
-            Endpoint("encode", self.encode, [images, label]),
+            Endpoint("reconstruct", self.reconstruct, [images, label], {"images": UNIT_INTERVAL}),
+            Endpoint("encode", self.encode, [images, label], {"images": UNIT_INTERVAL}),
             Endpoint("decode", self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), label]),
             Endpoint("sample", self.sample, [tf.TensorSpec([None], tf.int64, name="seed"), label]),
         ]

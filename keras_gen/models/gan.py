@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register_model
@@ -143,14 +144,11 @@ class GAN(GenerativeModel):
         if self.gradient_penalty_weight < 0:
             raise ValueError(f"gradient_penalty_weight must be 0 or more, got {gradient_penalty_weight}.")
         # === Layers ===
-        for role, network in (("generator", generator), ("discriminator", discriminator)):
-            if network is not None and not isinstance(network, keras.layers.Layer):
-                raise ValueError(f"{role} must be a Keras model (or None for the default), got {network!r}.")
         given = generator is not None and discriminator is not None
         default_generator, default_discriminator = (None, None) if given else self.build_networks()
         self.generator = default_generator if generator is None else generator
         self.discriminator = default_discriminator if discriminator is None else discriminator
-        self._check_networks()
+        self.check_networks("generator", "discriminator")
         # Real and generated batches go through the discriminator in one call (fewer, larger ops: faster on
         # CPUs) unless it has BatchNorm, whose batch statistics would then mix the two.
         self.joint_discriminator_pass = not has_batch_norm(self.discriminator)
@@ -192,17 +190,17 @@ class GAN(GenerativeModel):
         scores = self.discriminator(self.conditioned(images, labels), training=training)
         return tf.reshape(tf.cast(scores, tf.float32), [-1])
 
-    def _check_networks(self):
-        latent = (None, self.latent_dim)
-        generator_out = tuple(self.generator.output_shape) if hasattr(self.generator, "output_shape") else None
-        if generator_out is not None and generator_out != (None, *self.image_shape):
-            raise ValueError(
-                f"The generator must map z {latent} to images (None, {', '.join(map(str, self.image_shape))}), "
-                f"but it outputs {generator_out}. Build it for this image_shape and latent_dim."
-            )
-        discriminator_out = tuple(self.discriminator.output_shape) if hasattr(self.discriminator, "output_shape") else None
-        if discriminator_out is not None and discriminator_out not in ((None,), (None, 1)):
-            raise ValueError(f"The discriminator must output one score per image, (None, 1), but it outputs {discriminator_out}.")
+    def network_interfaces(self):
+        def conditioned(port):
+            # What `conditioned` passes a conditional GAN's networks: [inputs, labels].
+            return [port, networks.Port("label", (), "int64")] if self.num_classes else port
+
+        images = networks.Port("images", self.image_shape)
+        sizes = f"Build it for image_shape {self.image_shape} and latent_dim {self.latent_dim}."
+        return {
+            "generator": networks.Interface(conditioned(networks.Port("z", (self.latent_dim,))), images, sizes),
+            "discriminator": networks.Interface(conditioned(images), networks.SCORE, f"A discriminator returns one score per image. {sizes}"),
+        }
 
     # === Inputs ===
     def check_training_images(self, images):
@@ -351,7 +349,7 @@ class GAN(GenerativeModel):
         return [
             Endpoint("sample", self.sample, [tf.TensorSpec([None], tf.int64, name="seed"), *label]),
             Endpoint("generate", self.generate, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), *label]),
-            Endpoint("score", self.score, [tf.TensorSpec([None, *self.image_shape], tf.float32, name="images"), *label]),
+            Endpoint("score", self.score, [tf.TensorSpec([None, *self.image_shape], tf.float32, name="images"), *label], {"images": UNIT_INTERVAL}),
         ]
 
     # === TensorBoard ===

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import distributions
+from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.base import SERVING_SEED_KEY
 from keras_gen.models.vae import VAE
@@ -127,7 +128,7 @@ class GMVAE(VAE):
 
     def serving_endpoints(self):
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
-        return [*super().serving_endpoints(), Endpoint("components", self.components, [images])]
+        return [*super().serving_endpoints(), Endpoint("components", self.components, [images], {"images": UNIT_INTERVAL})]
 
     # === TensorBoard ===
     def summary_images(self, fixed):

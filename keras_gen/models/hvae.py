@@ -124,6 +124,45 @@ class HVAE(VAE):
                 raise ValueError(f"{name} must be a list of {count} Keras models for latent_dims {list(latent_dims)}, got {networks_list!r}.")
         self.top_down = list(top_down)
         self.posterior_heads = list(posterior_heads)
+        self.check_networks("top_down", "posterior_heads")
+
+    # === What the model feeds its networks ===
+    def network_interfaces(self):
+        dims, hidden = self.latent_dims, self.hidden_units
+        sizes = (
+            f"Build it for image_shape {self.image_shape}, latent_dims {list(dims)} and hidden_units {hidden} "
+            "(the width of the features and of the state)."
+        )
+        features, state = networks.Port("features", (hidden,)), networks.Port("state", (hidden,))
+
+        def pair(names, size):
+            return [networks.Port(name, (size,)) for name in names]
+
+        below = [
+            networks.Interface(
+                networks.Port("above", (dims[i - 1] + (hidden if i > 1 else 0),)),
+                [state, *pair(("prior_mean", "prior_log_variance"), dims[i])],
+                f"{sizes} A top-down block maps [z above, state above] (concatenated) to [state, prior mean, "
+                "prior log-variance], as networks.top_down_block does.",
+            )
+            for i in range(1, len(dims))
+        ]
+        heads = [networks.Interface(features, pair(("mean", "log_variance"), dims[0]), f"{sizes} The top group's head is a networks.gaussian_head.")]
+        heads += [
+            networks.Interface([features, state], pair(("mean_shift", "log_variance_shift"), size), f"{sizes} See networks.residual_posterior_head.")
+            for size in dims[1:]
+        ]
+        return {
+            "encoder": networks.Interface(
+                networks.Port("images", self.image_shape),
+                [networks.Port(f"features_{i}", (hidden,)) for i in range(1, len(dims) + 1)],
+                f"{sizes} The bottom-up path returns one feature vector per group, top first, as "
+                "networks.ladder_encoder does.",
+            ),
+            "decoder": networks.Interface(networks.Port("z_and_state", (dims[-1] + hidden,)), networks.Port("logits", self.image_shape), sizes),
+            "top_down": below,
+            "posterior_heads": heads,
+        }
 
     # === The top-down path ===
     def top_down_path(self, pick, features=None, training=False):

@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras_gen import distributions
 from keras_gen import networks
 from keras_gen.callbacks import KLWarmup
+from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register_model
@@ -29,8 +30,10 @@ class VAE(GenerativeModel):
     (beta ramps up from 0 over `kl_warmup_epochs` when that is set).
 
     Args:
-        encoder: a Keras model, images -> [mean, log_variance]; defaults to `networks.conv_encoder`.
+        encoder: a Keras model, images -> [mean, log_variance], two tensors [batch, latent_dim] (one
+            output of width 2 * latent_dim is refused, not split); defaults to `networks.conv_encoder`.
         decoder: a Keras model, z -> logits shaped like the images; defaults to `networks.conv_decoder`.
+            Both are checked when the model is built (`network_interfaces`).
         image_shape: (height, width, channels) of the images.
         latent_dim: size of z.
         likelihood: "bernoulli" (binary or binarised images) or "gaussian" (one learned scale).
@@ -78,6 +81,7 @@ class VAE(GenerativeModel):
         # === Layers ===
         self.encoder = encoder or networks.conv_encoder(self.image_shape, self.latent_dim, self.filters)
         self.decoder = decoder or networks.conv_decoder(self.image_shape, self.latent_dim, self.filters[::-1])
+        self.check_networks("encoder", "decoder")
         self.kl_weight = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.beta), trainable=False, name="kl_weight"
         )
@@ -85,6 +89,21 @@ class VAE(GenerativeModel):
         if likelihood == "gaussian":
             self.log_scale = self.add_weight(shape=(), initializer="zeros", name="likelihood_log_scale")
         self.built = True
+
+    # === What the model feeds its networks (variants with other networks override it) ===
+    def network_interfaces(self):
+        sizes = f"Build it for image_shape {self.image_shape} and latent_dim {self.latent_dim}."
+        gaussian = (
+            f"{sizes} A Gaussian encoder returns two tensors, the mean and the log-variance of q(z | x): end it in two "
+            "Dense(latent_dim) heads, as networks.conv_encoder does (one Dense(2 * latent_dim) output is not split)."
+        )
+        code = (self.latent_dim,)
+        return {
+            "encoder": networks.Interface(
+                networks.Port("images", self.image_shape), [networks.Port("mean", code), networks.Port("log_variance", code)], gaussian
+            ),
+            "decoder": networks.Interface(networks.Port("z", code), networks.Port("logits", self.image_shape), sizes),
+        }
 
     # === The pieces variants override ===
     def prior(self):
@@ -173,14 +192,15 @@ class VAE(GenerativeModel):
             return tf.TensorSpec([None, self.latent_dim], tf.float32, name=name)
 
         return [
-            Endpoint("reconstruct", self.reconstruct, [images]),
-            Endpoint("encode", self.encode, [images]),
+            Endpoint("reconstruct", self.reconstruct, [images], {"images": UNIT_INTERVAL}),
+            Endpoint("encode", self.encode, [images], {"images": UNIT_INTERVAL}),
             Endpoint("decode", self.decode, [code("z")]),
             Endpoint("sample", self.sample, [tf.TensorSpec([None], tf.int64, name="seed")]),
             Endpoint(
                 "interpolate",
                 self.interpolate,
                 [code("z_start"), code("z_end"), tf.TensorSpec([None], tf.float32, name="t")],
+                {"t": UNIT_INTERVAL},
             ),
         ]
 

@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.gan import resolve_loss
 from keras_gen.models.vae import VAE
@@ -158,28 +159,22 @@ class VAEGAN(VAE):
         if self.feature_weight < 0 or self.pixel_weight < 0:
             raise ValueError(f"feature_weight and pixel_weight must be 0 or more, got {feature_weight} and {pixel_weight}.")
         # === Layers ===
-        if discriminator is not None and not isinstance(discriminator, keras.layers.Layer):
-            raise ValueError(f"discriminator must be a Keras model (or None for the default), got {discriminator!r}.")
         if discriminator is None:
             discriminator = networks.feature_discriminator(
                 self.image_shape, self.discriminator_filters, feature_block=self.feature_block, hidden_units=self.discriminator_hidden_units
             )
         self.discriminator = discriminator
-        self._check_discriminator()
+        self.check_networks("discriminator")
 
-    def _check_discriminator(self):
-        outputs = self.discriminator(tf.zeros([2, *self.image_shape]))
-        if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
-            raise ValueError(
-                "A VAE-GAN's discriminator must return [features, score]: the features of one of its hidden layers "
-                "(the learned similarity metric) and one score per image. Build it with "
-                "keras_gen.networks.feature_discriminator, or as keras.Model(images, [hidden_layer_output, score])."
-            )
-        features, scores = outputs
-        if tuple(scores.shape) not in ((2,), (2, 1)):
-            raise ValueError(f"The discriminator's second output must be one score per image, [batch, 1], but it is {tuple(scores.shape)}.")
-        if features.shape.rank < 2 or features.shape[0] != 2:
-            raise ValueError(f"The discriminator's first output must be features per image, [batch, ...], but it is {tuple(features.shape)}.")
+    # === What the model feeds its networks: the VAE's, and the discriminator ===
+    def network_interfaces(self):
+        similarity = (
+            "A VAE-GAN's discriminator must return [features, score]: the features of one of its hidden layers "
+            "(the learned similarity metric) and one score per image. Build it with "
+            "keras_gen.networks.feature_discriminator, or as keras.Model(images, [hidden_layer_output, score])."
+        )
+        discriminator = networks.Interface(networks.Port("images", self.image_shape), [networks.Port("features", None), networks.SCORE], similarity)
+        return {**super().network_interfaces(), "discriminator": discriminator}
 
     # === The discriminator ===
     def discriminate(self, images, training=False):
@@ -305,7 +300,7 @@ class VAEGAN(VAE):
 
     def serving_endpoints(self):
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
-        return [*super().serving_endpoints(), Endpoint("score", self.score, [images])]
+        return [*super().serving_endpoints(), Endpoint("score", self.score, [images], {"images": UNIT_INTERVAL})]
 
     # === Serialisation ===
     def get_config(self):

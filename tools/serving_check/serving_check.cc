@@ -6,10 +6,12 @@
 // run is one TF Serving can serve, without a TF Serving binary.
 //
 // Usage:
-//   serving_check VERSION_DIR [--run SIGNATURE --input SPEC...]
+//   serving_check VERSION_DIR [--run SIGNATURE --input SPEC...]...
 //
 //   VERSION_DIR  a SavedModel directory, e.g. exports/vae/1.
-//   --run SIG    runs signature SIG; every one of its inputs must be given with --input.
+//   --run SIG    runs signature SIG; every one of its inputs must be given with --input. Several
+//                --run groups are several requests, run one after another on the one loaded model
+//                (as a server answers them): a failed request does not stop the next.
 //   --input SPEC NAME=DTYPE:SHAPE:VALUES, where DTYPE is float32 or int64, SHAPE a comma list of
 //                sizes (empty for a scalar) and VALUES a comma list of the values in row-major
 //                order, or fill=X to set every element to X. Examples:
@@ -22,11 +24,15 @@
 //   signature  SIG  METHOD_NAME
 //   input      SIG  NAME  DTYPE  SHAPE
 //   output     SIG  NAME  DTYPE  SHAPE
-// and with --run, for each output tensor of SIG (VALUES a comma list, floats printed with enough
-// digits to read back the exact value):
+// and with --run, for each request in turn: its number (0 for the first) and then either, for each
+// output tensor of SIG (VALUES a comma list, floats printed with enough digits to read back the exact
+// value), a result record, or one error record with the status the session returned (tabs and line
+// breaks in it replaced by spaces; it is also written to stderr):
+//   request    SIG  INDEX
 //   result     SIG  NAME  DTYPE  SHAPE  VALUES
+//   error      SIG  STATUS
 //
-// Exit status: 0 on success, 1 when the SavedModel does not load or the signature fails to run,
+// Exit status: 0 on success, 1 when the SavedModel does not load or a request fails to run,
 // 2 on a usage error, a bad --input, an unknown signature, or one this program cannot run (sparse
 // tensors, or outputs of a dtype it cannot print).
 
@@ -325,6 +331,9 @@ int RunSignature(const tensorflow::SavedModelBundle& bundle, const std::string& 
   std::vector<tensorflow::Tensor> outputs;
   const absl::Status status = bundle.session->Run(feeds, fetches, {}, &outputs);
   if (!status.ok()) {
+    std::string record = status.ToString();
+    std::replace_if(record.begin(), record.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
+    std::printf("error\t%s\t%s\n", signature_name.c_str(), record.c_str());
     std::fprintf(stderr, "serving_check: running signature '%s' failed: %s\n", signature_name.c_str(),
                  status.ToString().c_str());
     return kLoadOrRunFailed;
@@ -337,10 +346,15 @@ int RunSignature(const tensorflow::SavedModelBundle& bundle, const std::string& 
   return 0;
 }
 
+// One --run group: a signature and the inputs given after it.
+struct Request {
+  std::string signature;
+  std::vector<Input> inputs;
+};
+
 int Main(int argc, char** argv) {
   std::string export_dir;
-  std::string run;
-  std::vector<Input> inputs;
+  std::vector<Request> requests;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -351,9 +365,11 @@ int Main(int argc, char** argv) {
       if (i + 1 >= argc) throw UsageError{arg + " needs a value"};
       const std::string value = argv[++i];
       if (arg == "--run") {
-        run = value;
+        requests.push_back(Request{value, {}});
+      } else if (requests.empty()) {
+        throw UsageError{"--input given without --run SIGNATURE"};
       } else {
-        inputs.push_back(ParseInput(value));
+        requests.back().inputs.push_back(ParseInput(value));
       }
     } else if (arg.compare(0, 1, "-") == 0) {
       throw UsageError{"unknown option " + arg};
@@ -364,7 +380,6 @@ int Main(int argc, char** argv) {
     }
   }
   if (export_dir.empty()) throw UsageError{"missing VERSION_DIR"};
-  if (run.empty() && !inputs.empty()) throw UsageError{"--input given without --run SIGNATURE"};
 
   tensorflow::SavedModelBundle bundle;
   const absl::Status status = tensorflow::LoadSavedModel(tensorflow::SessionOptions(), tensorflow::RunOptions(),
@@ -375,7 +390,14 @@ int Main(int argc, char** argv) {
     return kLoadOrRunFailed;
   }
   PrintSignatures(bundle);
-  return run.empty() ? 0 : RunSignature(bundle, run, inputs);
+  int exit_status = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    std::printf("request\t%s\t%zu\n", requests[i].signature.c_str(), i);
+    // Flushed, so that if a request kills the process its output still says which one it was.
+    std::fflush(stdout);
+    if (RunSignature(bundle, requests[i].signature, requests[i].inputs) != 0) exit_status = kLoadOrRunFailed;
+  }
+  return exit_status;
 }
 
 }  // namespace
