@@ -387,8 +387,9 @@ class AAE(CodeFunctions, GenerativeModel):
         return self.anomaly_terms(images)
 
     def anomaly_threshold(self, fpr):
-        """The calibrated score threshold for each false-positive rate in [0, 0.999] (linear between the
-        stored levels; NaN before `calibrate`), and the model's normal class (-1: all classes)."""
+        """The calibrated score threshold for each false-positive rate in [0, 1) (linear between the levels
+        stored at 0, 0.001, ..., 0.999; a rate above 0.999 gets that level's; NaN before `calibrate`), and
+        the model's normal class (-1: all classes)."""
         fpr = tf.cast(fpr, tf.float32)
         finite = tf.debugging.assert_all_finite(fpr, "fpr must be a false-positive rate in [0, 1), not NaN or infinite.")
         with tf.control_dependencies([finite]):
