@@ -11,6 +11,29 @@ from keras_gen import networks
 SERVING_SEED_KEY = 0x5EED
 
 
+def in_multi_worker_mode(strategy=None):
+    """Whether `strategy` (default: the current one) all-reduces across several workers (processes)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    # The same test Keras' trainer makes before it takes its multi-worker reduction path.
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def multi_worker_reducible(logs):
+    """A step's logs in the form Keras can reduce across workers.
+
+    Keras 3.15's `fit`/`evaluate` reduce what a step returns with `strategy.reduce("MEAN", value, axis=0)`
+    when the strategy spans several workers, which fails for the scalar metrics every custom
+    `train_step` returns ("Invalid reduction dimension 0 for input with 0 dimensions";
+    keras-team/keras#20585, tensorflow/tensorflow#72388). Under such a strategy each scalar goes out as
+    a [1] vector, which that reduction turns back into a scalar (the mean over the replicas); elsewhere
+    `logs` is returned as it is. This is the work-around's one place: `update_metrics` applies it to
+    every model's steps, and tests/test_multi_worker.py says when Keras no longer needs it.
+    """
+    if not in_multi_worker_mode():
+        return logs
+    return {name: tf.reshape(value, [1]) if value.shape.rank == 0 else value for name, value in logs.items()}
+
+
 class GenerativeModel(keras.Model):
     """Base class of the zoo's models (subclass it; it is not a model on its own).
 
@@ -56,7 +79,8 @@ class GenerativeModel(keras.Model):
         for name, value in values.items():
             if name in self.trackers:
                 self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items() if not only_given or name in values}
+        results = {name: tracker.result() for name, tracker in self.trackers.items() if not only_given or name in values}
+        return multi_worker_reducible(results)
 
     # === Training ===
     def gradient_step(self, loss_terms, objective="loss"):
