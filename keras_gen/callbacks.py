@@ -236,9 +236,10 @@ class ResumeState(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` whose state survives a kill at any moment, kept until removed.
 
     At the end of each epoch the weights go to a new file, `epoch-N.weights.h5`, under a temporary name
-    that is flushed to disk and then renamed; then `state.json` (the epoch and the weights file's name) is
-    replaced the same way; then the previous weights file is deleted. Whenever the process dies,
-    `state.json` names a complete weights file, so `fit` resumes from the last finished epoch.
+    that is flushed to disk and then renamed; then `state.json` (the epoch and the weights file's name,
+    and the epoch before with its file) is replaced the same way; then older weights files are deleted.
+    Whenever the process dies, `state.json` names a complete weights file, so `fit` resumes from the
+    last finished epoch (or, after `go_back_to`, the one before it).
 
     Unlike Keras' callback, the state is not deleted when `fit` returns: call `remove()` once what was
     trained is safe (e.g. exported), so that a kill between `fit` and the export resumes with no epochs
@@ -262,10 +263,15 @@ class ResumeState(keras.callbacks.BackupAndRestore):
         try:
             if state_file.exists():
                 state = json.loads(state_file.read_text())
-                return {"epoch": int(state["epoch"]), "weights": self.path / state["weights"]}
+                previous = state.get("previous")
+                return {
+                    "epoch": int(state["epoch"]),
+                    "weights": self.path / state["weights"],
+                    "previous": {"epoch": int(previous["epoch"]), "weights": self.path / previous["weights"]} if previous else None,
+                }
             if legacy.exists() or (self.path / "latest.weights.h5").exists():
                 epoch = json.loads(legacy.read_text())["epoch"] if legacy.exists() else 0
-                return {"epoch": int(epoch), "weights": self.path / "latest.weights.h5"}
+                return {"epoch": int(epoch), "weights": self.path / "latest.weights.h5", "previous": None}
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise self._damaged(f"{type(error).__name__}: {error}") from None
         return None
@@ -279,8 +285,21 @@ class ResumeState(keras.callbacks.BackupAndRestore):
         # Keras' fallback copies a `.bkp` file that this layout never writes; load (or fail) directly.
         self._load_model()
 
+    def go_back_to(self, epoch):
+        """Makes the next `fit` resume after `epoch`: the saved state's epoch, or the one before it (kept
+        so that the workers of a cluster, whose states may be an epoch apart after a kill, can agree)."""
+        self._resume_epoch = int(epoch)
+
     def _load_model(self):
         state = self.read_state()
+        wanted = getattr(self, "_resume_epoch", None)
+        if state is not None and wanted is not None and wanted != state["epoch"]:
+            if wanted == 0:
+                state = None
+            elif state["previous"] and state["previous"]["epoch"] == wanted:
+                state = state["previous"]
+            else:
+                raise self._damaged(f"it holds epoch {state['epoch']}, not epoch {wanted}")
         if state is None:
             return
         if not self.model.built:
@@ -307,13 +326,16 @@ class ResumeState(keras.callbacks.BackupAndRestore):
         self.path.mkdir(parents=True, exist_ok=True)
         for stale in self.path.glob(".tmp-*"):
             stale.unlink()  # a write that a kill interrupted
+        last = self.read_state() if (self.path / self.STATE_FILE).exists() else None
         weights = self.path / f"epoch-{self._current_epoch:04d}.weights.h5"
         _write_atomically(weights, lambda path: self.model.save_weights(str(path), overwrite=True))
-        state = json.dumps({"epoch": self._current_epoch, "weights": weights.name})
+        previous = {"epoch": last["epoch"], "weights": last["weights"].name} if last and last["epoch"] < self._current_epoch else None
+        state = json.dumps({"epoch": self._current_epoch, "weights": weights.name, "previous": previous})
         _write_atomically(self.path / self.STATE_FILE, lambda path: path.write_text(state))
-        # Only now is the previous epoch's state (or Keras' layout, or an orphan of a killed run) not needed.
+        # Only now are older states (or Keras' layout, or an orphan of a killed run) not needed.
+        keep = {self.STATE_FILE, weights.name, previous["weights"] if previous else None}
         for old in self.path.iterdir():
-            if old.name not in (self.STATE_FILE, weights.name) and old.is_file():
+            if old.name not in keep and old.is_file():
                 old.unlink()
 
     def on_train_end(self, logs=None):

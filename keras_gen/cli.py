@@ -77,7 +77,11 @@ def cmd_train(args):
         data_dir=args.tfds_dir,
         data=data_overrides(args),
         restart=args.restart,
+        strategy=args.strategy,
     )
+    if result["export"] is None:
+        print(f"Trained {recipe.name} as a worker of a cluster; the chief wrote the logs, checkpoints and export.")
+        return
     export_path = pathlib.Path(result["export"]).resolve()
     base_path = export_path.parent
     print()
@@ -290,6 +294,11 @@ def build_parser():
     train.add_argument("--validation-size", type=int, metavar="N", help="images held out of train for validation when the source has no validation split")
     train.add_argument("--test-size", type=int, metavar="N", help="images held out for testing when the source has no test split (default: a tenth)")
     train.add_argument("--skip-corrupt", action="store_true", help="folder sources: leave out image files that cannot be decoded, and say how many")
+    train.add_argument(
+        "--strategy",
+        help="tf.distribute strategy: auto, default, one_device, mirrored, multi_worker or tpu (default: the recipe's [train] strategy; "
+        "auto: multi_worker under TF_CONFIG, mirrored on 2+ GPUs); --batch-size is the global batch",
+    )
     train.add_argument(
         "--restart", action="store_true", help="set the recipe's resume state aside (renamed, not deleted) and train from epoch 1"
     )

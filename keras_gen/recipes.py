@@ -39,6 +39,7 @@ TRAIN_KEYS = {
     "seed": (int, 0),
     "jit_compile": (bool, False),
     "summary_samples": (int, 64),
+    "strategy": (str, "auto"),  # a keras_gen.distribute.STRATEGIES name (auto: multi-worker under TF_CONFIG, mirrored on 2+ GPUs)
 }
 TOP_LEVEL_KEYS = ("model", "description", "model_options", "compile", "data", "train", "pipeline")
 
@@ -155,6 +156,10 @@ def validate(raw, name, path=None):
     for key in ("epochs", "batch_size"):
         if train[key] < 1:
             raise RecipeError(f"{where} [train] {key} must be at least 1, got {train[key]}.")
+    from keras_gen.distribute import STRATEGIES
+
+    if train["strategy"] not in STRATEGIES:
+        raise RecipeError(f"{where} [train] strategy must be one of {', '.join(STRATEGIES)}, got {train['strategy']!r}.")
     return Recipe(
         name=name,
         model=model,

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import data as data_lib
+from keras_gen import distribute
 from keras_gen import export as export_lib
 from keras_gen import recipes
 from keras_gen.callbacks import ImageSummaries
@@ -138,6 +139,7 @@ def train_recipe(
     verbose=1,
     callbacks=None,
     restart=False,
+    strategy=None,
 ):
     """Trains `recipe` (a `recipes.Recipe`) and returns a dict of where everything went.
 
@@ -155,6 +157,9 @@ def train_recipe(
     `callbacks` are added to the run's own (e.g. a step timer or a wall-clock cap, as bench/train_zoo.py does).
     `data` replaces keys of the recipe's [data] table (e.g. {"dataset": "folder:faces", "image_size": [64, 64]}).
     The model's `image_shape` and `num_classes` come from the data (see `data_model_options`).
+    `strategy` (default: the recipe's `[train] strategy`) names a `distribute.STRATEGIES` entry; the
+    model is built and compiled in its scope, `batch_size` is the global batch, and in a cluster only
+    the chief writes logs, checkpoints and the export (the result's "export" is None on other workers).
     """
     if data:
         recipe = recipes.with_data(recipe, data)
@@ -166,9 +171,9 @@ def train_recipe(
             raise ValueError(f"{key} must be at least 1, got {train[key]}.")
     if train["steps_per_epoch"] < 0:
         raise ValueError(f"steps_per_epoch must be 0 (a full pass) or positive, got {train['steps_per_epoch']}.")
-    keras.utils.set_random_seed(train["seed"])
     pipeline = getattr(recipe.model_class(), "train_pipeline", None)
     if pipeline is not None:
+        keras.utils.set_random_seed(train["seed"])
         # A model whose recipe is more than one `fit` (e.g. pre-training, then classifiers) runs its own
         # steps with the same settings and returns a dict with the same keys as below.
         run = dict(
@@ -177,16 +182,37 @@ def train_recipe(
         )
         return pipeline(recipe, train, run, **recipe.pipeline)
 
+    # A multi-worker strategy must exist before TensorFlow runs anything.
+    strategy = distribute.make_strategy(strategy or train["strategy"])
+    keras.utils.set_random_seed(train["seed"])
+    worker = distribute.role(strategy)
+    backup_dir = worker.resume_dir(pathlib.Path(checkpoint_dir) / recipe.name / "backup")
+    # Only the chief writes logs, checkpoints and the export; other workers write to scratch folders.
+    with worker.scratch(logdir, checkpoint_dir) as (logdir, checkpoint_dir):
+        return _fit_recipe(
+            recipe, train, strategy, worker, backup_dir,
+            logdir=logdir, export_dir=export_dir, checkpoint_dir=checkpoint_dir, source_dir=source_dir, data_dir=data_dir,
+            export=export and worker.chief, verbose=verbose, callbacks=callbacks, restart=restart,
+        )
+
+
+def _fit_recipe(recipe, train, strategy, worker, backup_dir, *, logdir, export_dir, checkpoint_dir, source_dir, data_dir, export, verbose, callbacks, restart):
+    """`train_recipe`'s single `fit`, under `strategy`, as `worker` (a `distribute.Role`)."""
     source, options = open_data(recipe, source_dir, data_dir)
-    model = recipe.model_class()(**{**data_model_options(recipe, source, options), "seed": train["seed"]})
+    with strategy.scope():
+        model = recipe.model_class()(**{**data_model_options(recipe, source, options), "seed": train["seed"]})
     classes = data_classes(recipe, model)
     if classes:
         options["classes"] = classes
     with naming_unreadable_files(source):
         datasets = data_lib.load_datasets(source, batch_size=train["batch_size"], seed=train["seed"], **options)
+    for split in ("train", "validation", "test"):
+        datasets[split] = distribute.shard(datasets[split], strategy)
     if verbose:
         print("Data: " + "; ".join([datasets["info"].summary(), *source.notes()]))
-    model.compile_recipe(**recipe.compile)
+        print(distribute.describe(strategy, train["batch_size"]) + ("" if worker.chief else f"; worker {worker.index} writes no logs, checkpoints or export"))
+    with strategy.scope():
+        model.compile_recipe(**recipe.compile)
     model.jit_compile = train["jit_compile"]
 
     name = run_name()
@@ -204,7 +230,7 @@ def train_recipe(
     }
     (run_logdir / "run.json").write_text(json.dumps(settings, indent=2, default=str))
 
-    resume = ResumeState(pathlib.Path(checkpoint_dir) / recipe.name / "backup")
+    resume = ResumeState(backup_dir)
     if restart:
         aside = resume.set_aside()
         if aside is not None and verbose:
@@ -213,6 +239,10 @@ def train_recipe(
         resumed = resume.finished_epochs()
     except ResumeStateError as error:
         raise ResumeStateError(f"{error} {RESTART_HINT}") from None
+    agreed = distribute.agreed_epoch(strategy, resumed)
+    if agreed != resumed:
+        resume.go_back_to(agreed)
+        resumed = agreed
     if resumed and verbose:
         left = "evaluating and exporting" if resumed >= train["epochs"] else f"training epochs {resumed + 1} to {train['epochs']}"
         print(f"Resuming from {resume.path}: {resumed} epoch(s) finished before; {left}.")
@@ -260,6 +290,9 @@ def train_recipe(
         )
     final_checkpoint = run_checkpoints / "model.keras"
     model.save(final_checkpoint)
+    export_path = export_lib.export_model(model, export_dir, model_name=recipe.name) if export else None
+    # Every worker keeps its resume state until the chief's export is published.
+    distribute.barrier(strategy)
     result = {
         "recipe": recipe.name,
         "logdir": run_logdir,
@@ -267,7 +300,7 @@ def train_recipe(
         "history": history.history,
         "test": test,
         "train_seconds": seconds,
-        "export": export_lib.export_model(model, export_dir, model_name=recipe.name) if export else None,
+        "export": export_path,
         "model": model,
         "resumed_epochs": resumed,
     }

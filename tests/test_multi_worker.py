@@ -5,8 +5,10 @@ Keras 3.15 fails a custom `train_step`'s scalar logs on the first multi-worker s
 models on a two-worker cluster and check that Keras still needs the work-around.
 """
 
+import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -65,3 +67,79 @@ def test_two_workers_train_a_zoo_model_to_the_same_weights(model_name, tmp_path)
         np.testing.assert_allclose(first[key], second[key], rtol=1e-6, err_msg=key)
     # When this fails, Keras reduces scalar logs across workers itself: remove `multi_worker_reducible`.
     assert bool(first["upstream_fails"]), "Keras no longer needs keras_gen's multi-worker work-around"
+
+
+def start_cluster(root, *arguments):
+    """Starts `keras-gen train tiny.toml --strategy multi_worker ARGUMENTS` as two workers in `root`."""
+    ports = [f"localhost:{port}" for port in free_ports(2)]
+    workers = []
+    for index in range(2):
+        config = json.dumps({"cluster": {"worker": ports}, "task": {"type": "worker", "index": index}})
+        env = dict(os.environ, TF_CONFIG=config, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTEROP_THREADS="1", TF_NUM_INTRAOP_THREADS="1")
+        command = [sys.executable, "-m", "keras_gen.cli", "train", "tiny.toml", "--strategy", "multi_worker", "--data-dir", "idx", *arguments]
+        # Each worker prepares its own TFDS copy of the files, as workers on separate hosts would.
+        command += ["--tfds-dir", f"tfds-{index}"]
+        workers.append(subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return workers
+
+
+def finish(workers, timeout=300):
+    """Waits for every worker and returns their outputs; each must have succeeded."""
+    outputs = []
+    try:
+        for worker in workers:
+            outputs.append(worker.communicate(timeout=timeout)[0])
+    finally:
+        for worker in workers:
+            worker.kill()
+    for index, (worker, output) in enumerate(zip(workers, outputs)):
+        assert worker.returncode == 0, f"worker {index} failed:\n{output[-4000:]}"
+    return outputs
+
+
+@pytest.fixture
+def cluster_root(tmp_path):
+    from tests import helpers
+    from tests.test_cli import TINY_RECIPE
+
+    helpers.make_fake_source(tmp_path / "idx", seed=0)
+    (tmp_path / "tiny.toml").write_text(TINY_RECIPE)
+    return tmp_path
+
+
+def test_keras_gen_train_on_two_workers_writes_one_export_and_no_worker_files(cluster_root):
+    tmp_path = cluster_root
+    outputs = finish(start_cluster(tmp_path))
+    assert "MultiWorkerMirroredStrategy, 2 replica(s), 2 workers; global batch 8, 4 per replica" in outputs[0]
+    assert "worker 1 writes no logs, checkpoints or export" in outputs[1]
+    assert sorted(p.name for p in (tmp_path / "exports" / "tiny").iterdir()) == ["1"]
+    assert len(list((tmp_path / "tensorboard_logs" / "tiny").iterdir())) == 1
+    # The chief's run folder alone: the worker wrote to scratch, and both resume states are removed.
+    (run_dir,) = (tmp_path / "checkpoints" / "tiny").iterdir()
+    assert {"epoch-001.keras", "epoch-002.keras", "model.keras"} <= {p.name for p in run_dir.iterdir()}
+
+
+@pytest.mark.slow
+def test_a_killed_worker_and_a_restart_of_both_resume_from_the_last_epoch(cluster_root):
+    import signal
+    import time
+
+    workers = start_cluster(cluster_root, "--epochs", "12")
+    state = cluster_root / "checkpoints" / "tiny" / "backup" / "state.json"
+    deadline = time.monotonic() + 240
+    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 2):
+        assert time.monotonic() < deadline and workers[0].poll() is None, "the chief finished no epoch"
+        time.sleep(0.05)
+    workers[1].send_signal(signal.SIGKILL)
+    time.sleep(2)
+    workers[0].kill()  # it would wait for the dead worker's all-reduce
+    for worker in workers:
+        worker.communicate(timeout=60)
+    finished = json.loads(state.read_text())["epoch"]
+    assert 2 <= finished < 12
+    outputs = finish(start_cluster(cluster_root, "--epochs", "12"))
+    # A worker killed between the chief's state and its own resumes the chief one epoch back, with it.
+    resumed = [int(re.search(r"(\d+) epoch\(s\) finished before", output).group(1)) for output in outputs]
+    assert resumed[0] == resumed[1] and resumed[0] in (finished - 1, finished), (resumed, finished)
+    assert sorted(p.name for p in (cluster_root / "exports" / "tiny").iterdir()) == ["1"]
+    assert not state.exists() and not (cluster_root / "checkpoints" / "tiny" / "backup-worker-1").exists()
