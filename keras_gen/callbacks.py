@@ -256,6 +256,7 @@ class ResumeState(keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
         self.path = pathlib.Path(backup_dir)
+        self._resume_epoch = None  # set by `go_back_to`
 
     def read_state(self):
         """{"epoch": finished epochs, "weights": path} of the saved state, or None when there is none."""
@@ -292,7 +293,7 @@ class ResumeState(keras.callbacks.BackupAndRestore):
 
     def _load_model(self):
         state = self.read_state()
-        wanted = getattr(self, "_resume_epoch", None)
+        wanted = self._resume_epoch
         if state is not None and wanted is not None and wanted != state["epoch"]:
             if wanted == 0:
                 state = None
@@ -324,15 +325,13 @@ class ResumeState(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         self.path.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.glob(".tmp-*"):
-            stale.unlink()  # a write that a kill interrupted
         last = self.read_state() if (self.path / self.STATE_FILE).exists() else None
         weights = self.path / f"epoch-{self._current_epoch:04d}.weights.h5"
         _write_atomically(weights, lambda path: self.model.save_weights(str(path), overwrite=True))
         previous = {"epoch": last["epoch"], "weights": last["weights"].name} if last and last["epoch"] < self._current_epoch else None
         state = json.dumps({"epoch": self._current_epoch, "weights": weights.name, "previous": previous})
         _write_atomically(self.path / self.STATE_FILE, lambda path: path.write_text(state))
-        # Only now are older states (or Keras' layout, or an orphan of a killed run) not needed.
+        # Only now are older states (or Keras' layout, or what a killed run left half-written) not needed.
         keep = {self.STATE_FILE, weights.name, previous["weights"] if previous else None}
         for old in self.path.iterdir():
             if old.name not in keep and old.is_file():

@@ -18,12 +18,8 @@ from keras_gen import export as export_lib
 from keras_gen import recipes
 from keras_gen.callbacks import ImageSummaries
 from keras_gen.callbacks import ResumeState
-from keras_gen.callbacks import ResumeStateError
 from keras_gen.callbacks import StopOnNonFinite
 from keras_gen.callbacks import TrainingDiverged
-
-
-RESTART_HINT = "To start over, run the same command with --restart (train_recipe(..., restart=True))."
 
 
 def run_name():
@@ -235,10 +231,7 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, *, logdir, export_d
         aside = resume.set_aside()
         if aside is not None and verbose:
             print(f"Resume state set aside in {aside}; training from epoch 1.")
-    try:
-        resumed = resume.finished_epochs()
-    except ResumeStateError as error:
-        raise ResumeStateError(f"{error} {RESTART_HINT}") from None
+    resumed = resume.finished_epochs()  # a damaged state's ResumeStateError says to use --restart
     agreed = distribute.agreed_epoch(strategy, resumed)
     if agreed != resumed:
         resume.go_back_to(agreed)
@@ -268,8 +261,6 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, *, logdir, export_d
                 shuffle=False,  # the tf.data pipeline shuffles (seeded) already
                 verbose=verbose,
             )
-        except ResumeStateError as error:
-            raise ResumeStateError(f"{error} {RESTART_HINT}") from None
         except TrainingDiverged as error:
             raise TrainingDiverged(
                 f"{error} Nothing was saved from that epoch or exported. {last_good_state(run_checkpoints, resume)} "
