@@ -55,15 +55,21 @@ def train_step_rates(recipe, steps, rounds):
     batch_size = recipe.train["batch_size"]
     models = {"no XLA": build(recipe, False), "XLA": build(recipe, True)}
     dataset = random_batches(recipe, batch_size, models["no XLA"])
+    return median_rates(models, dataset, batch_size, steps, rounds), models["no XLA"]
+
+
+def median_rates(models, dataset, batch_size, steps, rounds, warm_up=5):
+    """{name: median images/s} of `fit` on `dataset` for each of {name: model}: `warm_up` steps each
+    (tracing), then `rounds` interleaved rounds of `steps` steps. The other bench scripts use it too."""
     for model in models.values():
-        model.fit(dataset, epochs=1, steps_per_epoch=5, verbose=0)  # trace and warm up
+        model.fit(dataset, epochs=1, steps_per_epoch=warm_up, verbose=0)
     rates = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
             start = time.perf_counter()
             model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
             rates[name].append(batch_size * steps / (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in rates.items()}, models["no XLA"]
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def sample_rates(model, repeats, batch_sizes=(1, 64)):

@@ -14,25 +14,27 @@ Example:
 import keras_gen  # noqa: F401
 import tensorflow as tf
 
+from keras_gen import noise
+
 CORRUPTIONS = ("gaussian", "salt_and_pepper", "masking")
 
 
 def gaussian(images, strength, seed):
     """`images` plus independent Gaussian noise of standard deviation `strength`."""
-    return images + strength * tf.random.stateless_normal(tf.shape(images), seed=seed, dtype=images.dtype)
+    return images + strength * noise.normal(tf.shape(images), seed, images.dtype)
 
 
 def salt_and_pepper(images, strength, seed):
     """`images` with a `strength` fraction of pixels (in expectation) set to 0 or 1, half each."""
     seeds = tf.random.experimental.stateless_split(seed, num=2)
-    hit = tf.random.stateless_uniform(tf.shape(images), seed=seeds[0], dtype=images.dtype) < strength
-    salt = tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seeds[1], dtype=images.dtype) < 0.5, images.dtype)
+    hit = noise.uniform(tf.shape(images), seeds[0], images.dtype) < strength
+    salt = tf.cast(noise.uniform(tf.shape(images), seeds[1], images.dtype) < 0.5, images.dtype)
     return tf.where(hit, salt, images)
 
 
 def masking(images, strength, seed):
     """`images` with a `strength` fraction of pixels (in expectation) set to 0."""
-    keep = tf.random.stateless_uniform(tf.shape(images), seed=seed, dtype=images.dtype) >= strength
+    keep = noise.uniform(tf.shape(images), seed, images.dtype) >= strength
     return tf.where(keep, images, tf.zeros_like(images))
 
 

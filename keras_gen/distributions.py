@@ -10,6 +10,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_gen import noise
+
 tfd = tfp.distributions
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -19,6 +21,14 @@ def diagonal_gaussian(mean, log_variance):
     """The encoder's posterior q(z | x): independent Normals with variance exp(log_variance)."""
     # exp keeps the scale positive whatever the network outputs.
     return tfd.Independent(tfd.Normal(loc=mean, scale=tf.exp(0.5 * log_variance)), reinterpreted_batch_ndims=1)
+
+
+def sample_rows(distribution, seed):
+    """One reparameterised draw, mean + stddev * eps, from a diagonal Gaussian with a batch of rows (e.g.
+    `diagonal_gaussian`): what tfd's `sample(seed=seed)` computes, with eps from `noise.normal`, so each
+    example of the global batch gets the same draw however the batch is split over replicas."""
+    mean = distribution.mean()
+    return mean + distribution.stddev() * noise.normal(tf.shape(mean), seed, mean.dtype)
 
 
 def standard_normal(latent_dim, dtype=tf.float32):

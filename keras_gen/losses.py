@@ -4,6 +4,8 @@ import keras_gen  # noqa: F401
 import keras
 import tensorflow as tf
 
+from keras_gen import noise
+
 
 def global_batch_mean(per_example):
     """Mean over the global batch of a per-replica vector of per-example losses.
@@ -109,7 +111,7 @@ GAN_LOSSES = {
 PROBABILITY_GAN_LOSSES = ("minimax", "non_saturating")
 
 
-def gradient_penalty(critic, real, fake, seed):
+def gradient_penalty(critic, real, fake, seed, loss_scale=1.0):
     """Per-example (||grad_x f(x)||_2 - 1)^2 at random points between real and generated images.
 
     The soft 1-Lipschitz constraint of WGAN-GP (Gulrajani et al., 2017). Call it inside the critic's
@@ -121,6 +123,11 @@ def gradient_penalty(critic, real, fake, seed):
         fake: generated images, the same shape.
         seed: a shape-[2] integer tensor seeding the interpolation weights (stateless, so that the
             caller's seed generator owns all randomness).
+        loss_scale: the factor the critic's output is multiplied by before the inner gradient, which is
+            divided by it again before its norm is taken in float32: under float16 mixed precision the
+            critic optimizer's dynamic loss scale (`GenerativeModel.loss_scale`), so that small inner
+            gradients do not underflow in float16 layers (an overflow makes the penalty, and so the
+            critic's gradient, non-finite, and the LossScaleOptimizer skips the step).
 
     Returns:
         The penalty per example, [batch].
@@ -129,12 +136,13 @@ def gradient_penalty(critic, real, fake, seed):
     fake = tf.cast(fake, real.dtype)
     # One mixing weight per example, broadcast over the image axes.
     weight_shape = tf.concat([tf.shape(real)[:1], tf.ones([tf.rank(real) - 1], tf.int32)], axis=0)
-    epsilon = tf.random.stateless_uniform(weight_shape, seed=seed, dtype=real.dtype)
+    epsilon = noise.uniform(weight_shape, seed, real.dtype)
     between = real + epsilon * (fake - real)
+    loss_scale = tf.stop_gradient(tf.cast(loss_scale, tf.float32))
     with tf.GradientTape() as tape:
         tape.watch(between)
-        total = tf.reduce_sum(tf.cast(critic(between), tf.float32))
-    gradients = tf.cast(tape.gradient(total, between), tf.float32)
+        total = tf.reduce_sum(tf.cast(critic(between), tf.float32)) * loss_scale
+    gradients = tf.cast(tape.gradient(total, between), tf.float32) / loss_scale
     # A tiny constant keeps the square root differentiable where a gradient vanishes.
     norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients))) + 1e-12)
     return tf.square(norms - 1.0)

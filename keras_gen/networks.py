@@ -22,6 +22,10 @@ So DCGAN's base generator (128, 64) and discriminator (64, 128) become (512, 256
 projection and (64, 128, 256, 512) at 64x64: the four stride-2 stages of Radford et al.'s 64x64 DCGAN
 (whose generator projects z to 1024 channels rather than to its first stage's width; see
 `keras_gen.models.DCGAN`). Widths given explicitly to a model are used exactly as given.
+
+Mixed precision: every builder with hidden layers takes `dtype`, a Keras dtype policy for them (e.g.
+"mixed_float16", what a model's `mixed_precision` option passes, or None for float32); the layers that
+make a network's outputs are float32 whatever the policy, so the models' losses see float32.
 """
 
 import math
@@ -30,7 +34,10 @@ import typing
 
 import keras_gen  # noqa: F401
 import keras
+import tensorflow as tf
 from keras import layers
+
+from keras_gen import noise
 
 # The smallest feature map, per side, that `stage_widths` lets a network downsample to.
 MIN_STAGE_RESOLUTION = 4
@@ -111,7 +118,7 @@ def _check_downsampling(image_shape, num_strided):
     return height // factor, width // factor
 
 
-def conv_encoder(image_shape, latent_dim, filters=(32, 64), hidden_units=0, name="encoder"):
+def conv_encoder(image_shape, latent_dim, filters=(32, 64), hidden_units=0, dtype=None, name="encoder"):
     """A Gaussian encoder: images -> [mean, log_variance], each [batch, latent_dim].
 
     Args:
@@ -120,6 +127,7 @@ def conv_encoder(image_shape, latent_dim, filters=(32, 64), hidden_units=0, name
         filters: channels of each stride-2 3x3 convolution.
         hidden_units: width of a dense layer before the two heads (0, the default: the heads read
             the flattened features directly, which is both cheaper and wider than a small hidden layer).
+        dtype: Keras dtype policy of the hidden layers (the heads are float32).
         name: the model's name.
 
     Example:
@@ -129,16 +137,16 @@ def conv_encoder(image_shape, latent_dim, filters=(32, 64), hidden_units=0, name
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = images
     for width in filters:
-        x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(x)
-    x = layers.Flatten()(x)
+        x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu", dtype=dtype)(x)
+    x = layers.Flatten(dtype=dtype)(x)
     if hidden_units:
-        x = layers.Dense(hidden_units, activation="relu")(x)
-    mean = layers.Dense(latent_dim, name="mean")(x)
-    log_variance = layers.Dense(latent_dim, name="log_variance")(x)
+        x = layers.Dense(hidden_units, activation="relu", dtype=dtype)(x)
+    mean = layers.Dense(latent_dim, dtype="float32", name="mean")(x)
+    log_variance = layers.Dense(latent_dim, dtype="float32", name="log_variance")(x)
     return keras.Model(images, [mean, log_variance], name=name)
 
 
-def conv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_units=0, name="decoder"):
+def conv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_units=0, dtype=None, name="decoder"):
     """A decoder: z [batch, latent_dim] -> logits [batch, height, width, channels].
 
     The output is unbounded logits; the model's likelihood turns them into pixel probabilities or means.
@@ -148,18 +156,19 @@ def conv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_units=0, name
         latent_dim: size of the latent code.
         filters: channels of each stride-2 3x3 transposed convolution, coarsest first.
         hidden_units: width of the dense layer after the code (0 to skip it).
+        dtype: Keras dtype policy of the hidden layers (the logits are float32).
         name: the model's name.
     """
     height, width = _check_downsampling(image_shape, len(filters))
     z = keras.Input(shape=(latent_dim,), name="z")
     x = z
     if hidden_units:
-        x = layers.Dense(hidden_units, activation="relu")(x)
-    x = layers.Dense(height * width * filters[0], activation="relu")(x)
-    x = layers.Reshape((height, width, filters[0]))(x)
+        x = layers.Dense(hidden_units, activation="relu", dtype=dtype)(x)
+    x = layers.Dense(height * width * filters[0], activation="relu", dtype=dtype)(x)
+    x = layers.Reshape((height, width, filters[0]), dtype=dtype)(x)
     for channels in filters:
-        x = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu")(x)
-    logits = layers.Conv2DTranspose(image_shape[-1], 3, padding="same", name="logits")(x)
+        x = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu", dtype=dtype)(x)
+    logits = layers.Conv2DTranspose(image_shape[-1], 3, padding="same", dtype="float32", name="logits")(x)
     return keras.Model(z, logits, name=name)
 
 
@@ -169,15 +178,15 @@ def conv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_units=0, name
 AE_BATCH_NORM_MOMENTUM = 0.9
 
 
-def _conv_bn_relu(x, channels, strides, transpose=False):
+def _conv_bn_relu(x, channels, strides, transpose=False, dtype=None):
     # BatchNorm supplies the bias, and its moving statistics are what a frozen encoder must keep.
     conv = layers.Conv2DTranspose if transpose else layers.Conv2D
-    x = conv(channels, 3, strides=strides, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=AE_BATCH_NORM_MOMENTUM)(x)
-    return layers.ReLU()(x)
+    x = conv(channels, 3, strides=strides, padding="same", use_bias=False, dtype=dtype)(x)
+    x = GlobalBatchNormalization(momentum=AE_BATCH_NORM_MOMENTUM, dtype=dtype)(x)
+    return layers.ReLU(dtype=dtype)(x)
 
 
-def ae_encoder(image_shape, code_dim, filters=(32, 64), convs_per_stage=2, name="ae_encoder"):
+def ae_encoder(image_shape, code_dim, filters=(32, 64), convs_per_stage=2, dtype=None, name="ae_encoder"):
     """A deterministic convolutional encoder: images -> code [batch, code_dim].
 
     Each stage is `convs_per_stage` 3x3 convolutions with BatchNorm and ReLU, the last of stride 2, so
@@ -188,6 +197,7 @@ def ae_encoder(image_shape, code_dim, filters=(32, 64), convs_per_stage=2, name=
         code_dim: width of the bottleneck code (a linear layer).
         filters: channels of each stage.
         convs_per_stage: convolutions per stage (at least 1).
+        dtype: Keras dtype policy of the hidden layers (the code is float32).
         name: the model's name.
 
     Example:
@@ -200,13 +210,13 @@ def ae_encoder(image_shape, code_dim, filters=(32, 64), convs_per_stage=2, name=
     x = images
     for channels in filters:
         for _ in range(convs_per_stage - 1):
-            x = _conv_bn_relu(x, channels, strides=1)
-        x = _conv_bn_relu(x, channels, strides=2)
-    code = layers.Dense(code_dim, name="code")(layers.Flatten()(x))
+            x = _conv_bn_relu(x, channels, strides=1, dtype=dtype)
+        x = _conv_bn_relu(x, channels, strides=2, dtype=dtype)
+    code = layers.Dense(code_dim, dtype="float32", name="code")(layers.Flatten(dtype=dtype)(x))
     return keras.Model(images, code, name=name)
 
 
-def ae_decoder(image_shape, code_dim, filters=(64, 32), convs_per_stage=2, name="ae_decoder"):
+def ae_decoder(image_shape, code_dim, filters=(64, 32), convs_per_stage=2, dtype=None, name="ae_decoder"):
     """The mirror of `ae_encoder`: code [batch, code_dim] -> logits [batch, height, width, channels].
 
     Args:
@@ -215,41 +225,43 @@ def ae_decoder(image_shape, code_dim, filters=(64, 32), convs_per_stage=2, name=
         filters: channels of each stage, coarsest first; each stage starts with a stride-2 transposed
             convolution, followed by `convs_per_stage - 1` convolutions.
         convs_per_stage: convolutions per stage (at least 1).
+        dtype: Keras dtype policy of the hidden layers (the logits are float32).
         name: the model's name.
     """
     height, width = _check_downsampling(image_shape, len(filters))
     if convs_per_stage < 1:
         raise ValueError(f"convs_per_stage must be at least 1, got {convs_per_stage}.")
     code = keras.Input(shape=(code_dim,), name="code")
-    x = layers.Dense(height * width * filters[0], activation="relu")(code)
-    x = layers.Reshape((height, width, filters[0]))(x)
+    x = layers.Dense(height * width * filters[0], activation="relu", dtype=dtype)(code)
+    x = layers.Reshape((height, width, filters[0]), dtype=dtype)(x)
     for channels in filters:
-        x = _conv_bn_relu(x, channels, strides=2, transpose=True)
+        x = _conv_bn_relu(x, channels, strides=2, transpose=True, dtype=dtype)
         for _ in range(convs_per_stage - 1):
-            x = _conv_bn_relu(x, channels, strides=1)
-    logits = layers.Conv2D(image_shape[-1], 3, padding="same", name="logits")(x)
+            x = _conv_bn_relu(x, channels, strides=1, dtype=dtype)
+    logits = layers.Conv2D(image_shape[-1], 3, padding="same", dtype="float32", name="logits")(x)
     return keras.Model(code, logits, name=name)
 
 
-def code_classifier(code_dim, num_classes, hidden_units=0, name="head"):
+def code_classifier(code_dim, num_classes, hidden_units=0, dtype=None, name="head"):
     """A shallow classifier head: code [batch, code_dim] -> class logits [batch, num_classes].
 
     Args:
         code_dim: width of the code it reads.
         num_classes: number of classes.
         hidden_units: width of one ReLU layer before the logits (0: logistic regression on the code).
+        dtype: Keras dtype policy of the hidden layer (the logits are float32).
         name: the model's name.
     """
     code = keras.Input(shape=(code_dim,), name="code")
     x = code
     if hidden_units:
-        x = layers.Dense(hidden_units, activation="relu")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
+        x = layers.Dense(hidden_units, activation="relu", dtype=dtype)(x)
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(code, logits, name=name)
 
 
 # === Conditional and hierarchical VAE networks ===
-def conditional_conv_encoder(image_shape, latent_dim, num_classes=10, filters=(32, 64), hidden_units=0, name="encoder"):
+def conditional_conv_encoder(image_shape, latent_dim, num_classes=10, filters=(32, 64), hidden_units=0, dtype=None, name="encoder"):
     """A class-conditional Gaussian encoder: [images, labels] -> [mean, log_variance].
 
     The label enters as one extra image plane (a learned embedding per class, reshaped to the image's
@@ -261,6 +273,7 @@ def conditional_conv_encoder(image_shape, latent_dim, num_classes=10, filters=(3
         num_classes: number of classes; labels are int64 ids 0..num_classes - 1.
         filters: channels of each stride-2 3x3 convolution.
         hidden_units: width of a dense layer before the two heads (0 to skip it).
+        dtype: Keras dtype policy of the hidden layers (the heads are float32).
         name: the model's name.
 
     Example:
@@ -270,20 +283,20 @@ def conditional_conv_encoder(image_shape, latent_dim, num_classes=10, filters=(3
     height, width = image_shape[0], image_shape[1]
     images = keras.Input(shape=tuple(image_shape), name="images")
     labels = keras.Input(shape=(), dtype="int64", name="labels")
-    plane = layers.Embedding(num_classes, height * width, name="label_plane")(labels)
-    x = layers.Concatenate()([images, layers.Reshape((height, width, 1))(plane)])
+    plane = layers.Embedding(num_classes, height * width, dtype=dtype, name="label_plane")(labels)
+    x = layers.Concatenate(dtype=dtype)([images, layers.Reshape((height, width, 1), dtype=dtype)(plane)])
     for channels in filters:
-        x = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu")(x)
-    x = layers.Flatten()(x)
+        x = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu", dtype=dtype)(x)
+    x = layers.Flatten(dtype=dtype)(x)
     if hidden_units:
-        x = layers.Dense(hidden_units, activation="relu")(x)
-    mean = layers.Dense(latent_dim, name="mean")(x)
-    log_variance = layers.Dense(latent_dim, name="log_variance")(x)
+        x = layers.Dense(hidden_units, activation="relu", dtype=dtype)(x)
+    mean = layers.Dense(latent_dim, dtype="float32", name="mean")(x)
+    log_variance = layers.Dense(latent_dim, dtype="float32", name="log_variance")(x)
     return keras.Model([images, labels], [mean, log_variance], name=name)
 
 
 def conditional_conv_decoder(
-    image_shape, latent_dim, num_classes=10, filters=(64, 32), hidden_units=0, label_dim=16, name="decoder"
+    image_shape, latent_dim, num_classes=10, filters=(64, 32), hidden_units=0, label_dim=16, dtype=None, name="decoder"
 ):
     """A class-conditional decoder: [z, labels] -> logits [batch, height, width, channels].
 
@@ -294,23 +307,24 @@ def conditional_conv_decoder(
         filters: channels of each stride-2 3x3 transposed convolution, coarsest first.
         hidden_units: width of a dense layer after the code (0 to skip it).
         label_dim: width of the learned label embedding concatenated to z.
+        dtype: Keras dtype policy of the hidden layers (the logits are float32).
         name: the model's name.
     """
     height, width = _check_downsampling(image_shape, len(filters))
     z = keras.Input(shape=(latent_dim,), name="z")
     labels = keras.Input(shape=(), dtype="int64", name="labels")
-    x = layers.Concatenate()([z, layers.Embedding(num_classes, label_dim, name="label_embedding")(labels)])
+    x = layers.Concatenate(dtype=dtype)([z, layers.Embedding(num_classes, label_dim, dtype=dtype, name="label_embedding")(labels)])
     if hidden_units:
-        x = layers.Dense(hidden_units, activation="relu")(x)
-    x = layers.Dense(height * width * filters[0], activation="relu")(x)
-    x = layers.Reshape((height, width, filters[0]))(x)
+        x = layers.Dense(hidden_units, activation="relu", dtype=dtype)(x)
+    x = layers.Dense(height * width * filters[0], activation="relu", dtype=dtype)(x)
+    x = layers.Reshape((height, width, filters[0]), dtype=dtype)(x)
     for channels in filters:
-        x = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu")(x)
-    logits = layers.Conv2DTranspose(image_shape[-1], 3, padding="same", name="logits")(x)
+        x = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu", dtype=dtype)(x)
+    logits = layers.Conv2DTranspose(image_shape[-1], 3, padding="same", dtype="float32", name="logits")(x)
     return keras.Model([z, labels], logits, name=name)
 
 
-def ladder_encoder(image_shape, num_groups, hidden_units=256, filters=(32, 64), name="bottom_up"):
+def ladder_encoder(image_shape, num_groups, hidden_units=256, filters=(32, 64), dtype=None, name="bottom_up"):
     """The bottom-up deterministic path of a hierarchical VAE: images -> one feature vector per group.
 
     Convolutions and a dense layer give the bottom group's features; each group above reads the
@@ -321,6 +335,7 @@ def ladder_encoder(image_shape, num_groups, hidden_units=256, filters=(32, 64), 
         num_groups: number of latent groups.
         hidden_units: width of every feature vector.
         filters: channels of each stride-2 3x3 convolution.
+        dtype: Keras dtype policy of the hidden layers (the feature vectors are float32).
         name: the model's name.
 
     Returns:
@@ -330,23 +345,25 @@ def ladder_encoder(image_shape, num_groups, hidden_units=256, filters=(32, 64), 
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = images
     for channels in filters:
-        x = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu")(x)
-    features = [layers.Dense(hidden_units, activation="relu")(layers.Flatten()(x))]
+        x = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu", dtype=dtype)(x)
+    # Each group's features are an output (float32) and the input of the group above (cast to the policy there).
+    features = [layers.Dense(hidden_units, activation="relu", dtype="float32")(layers.Flatten(dtype=dtype)(x))]
     for _ in range(num_groups - 1):
         below = features[-1]
-        features.append(layers.Add()([below, layers.Dense(hidden_units, activation="relu")(below)]))
+        features.append(layers.Add(dtype="float32")([below, layers.Dense(hidden_units, activation="relu", dtype=dtype)(below)]))
     return keras.Model(images, features[::-1], name=name)
 
 
 def gaussian_head(input_dim, latent_dim, name="gaussian_head"):
-    """Two linear heads: features [batch, input_dim] -> [mean, log_variance], [batch, latent_dim] each."""
+    """Two linear heads: features [batch, input_dim] -> [mean, log_variance], [batch, latent_dim] each
+    (outputs, so float32: it has no hidden layers for a `dtype` policy)."""
     features = keras.Input(shape=(input_dim,), name="features")
-    mean = layers.Dense(latent_dim, name="mean")(features)
-    log_variance = layers.Dense(latent_dim, name="log_variance")(features)
+    mean = layers.Dense(latent_dim, dtype="float32", name="mean")(features)
+    log_variance = layers.Dense(latent_dim, dtype="float32", name="log_variance")(features)
     return keras.Model(features, [mean, log_variance], name=name)
 
 
-def top_down_block(input_dim, latent_dim, hidden_units=256, name="top_down"):
+def top_down_block(input_dim, latent_dim, hidden_units=256, dtype=None, name="top_down"):
     """One step of a hierarchical VAE's top-down path: [z above, state above] (concatenated, width
     `input_dim`) -> [state, prior mean, prior log_variance] of the next group down.
 
@@ -354,17 +371,18 @@ def top_down_block(input_dim, latent_dim, hidden_units=256, name="top_down"):
         input_dim: width of the concatenated input.
         latent_dim: size of the group this block gives a prior for.
         hidden_units: width of the state.
+        dtype: Keras dtype policy of the hidden layer (the three outputs are float32).
         name: the model's name.
     """
     above = keras.Input(shape=(input_dim,), name="above")
-    state = layers.Dense(hidden_units, activation="relu")(above)
-    state = layers.Dense(hidden_units, activation="relu", name="state")(state)
-    mean = layers.Dense(latent_dim, name="prior_mean")(state)
-    log_variance = layers.Dense(latent_dim, name="prior_log_variance")(state)
+    state = layers.Dense(hidden_units, activation="relu", dtype=dtype)(above)
+    state = layers.Dense(hidden_units, activation="relu", dtype="float32", name="state")(state)
+    mean = layers.Dense(latent_dim, dtype="float32", name="prior_mean")(state)
+    log_variance = layers.Dense(latent_dim, dtype="float32", name="prior_log_variance")(state)
     return keras.Model(above, [state, mean, log_variance], name=name)
 
 
-def residual_posterior_head(feature_dim, state_dim, latent_dim, hidden_units=256, name="posterior"):
+def residual_posterior_head(feature_dim, state_dim, latent_dim, hidden_units=256, dtype=None, name="posterior"):
     """The residual posterior of a lower group (NVAE-style): [bottom-up features, top-down state] ->
     [mean shift, log_variance shift] relative to the group's prior.
 
@@ -375,13 +393,14 @@ def residual_posterior_head(feature_dim, state_dim, latent_dim, hidden_units=256
         state_dim: width of the top-down state.
         latent_dim: size of the group.
         hidden_units: width of the hidden layer.
+        dtype: Keras dtype policy of the hidden layer (the shifts are float32).
         name: the model's name.
     """
     features = keras.Input(shape=(feature_dim,), name="features")
     state = keras.Input(shape=(state_dim,), name="state")
-    x = layers.Dense(hidden_units, activation="relu")(layers.Concatenate()([features, state]))
-    mean = layers.Dense(latent_dim, kernel_initializer="zeros", name="mean_shift")(x)
-    log_variance = layers.Dense(latent_dim, kernel_initializer="zeros", name="log_variance_shift")(x)
+    x = layers.Dense(hidden_units, activation="relu", dtype=dtype)(layers.Concatenate(dtype=dtype)([features, state]))
+    mean = layers.Dense(latent_dim, kernel_initializer="zeros", dtype="float32", name="mean_shift")(x)
+    log_variance = layers.Dense(latent_dim, kernel_initializer="zeros", dtype="float32", name="log_variance_shift")(x)
     return keras.Model([features, state], [mean, log_variance], name=name)
 
 
@@ -389,7 +408,6 @@ def residual_posterior_head(feature_dim, state_dim, latent_dim, hidden_units=256
 # Generators map z [batch, latent_dim] (and, when class-conditional, int labels [batch]) to images in
 # [-1, 1] (tanh); discriminators map images (and labels) to one raw score per image, [batch, 1]. With
 # `num_classes` > 0 a network takes `[inputs, labels]` and reads the labels through a learned embedding.
-# `dtype` is a Keras dtype policy for the hidden layers (e.g. "mixed_bfloat16"); outputs stay float32.
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -422,6 +440,46 @@ class MaskedLeakyReLU(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+# === Layers that train the same on one device or many ===
+# The recipe's batch is the global batch: under a tf.distribute strategy these two give each example
+# what it would get on one device, so a distributed step equals the single-device step.
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class GlobalBatchNormalization(layers.BatchNormalization):
+    """Keras' BatchNormalization with the statistics of the global batch in training.
+
+    Under a strategy with several replicas it uses Keras' synchronized statistics (one all-reduce per
+    layer and step); on one replica it is Keras' layer unchanged, numerically the same. (Keras'
+    `synchronized=True` alone would change single-device numbers: it computes the variance as
+    E[x^2] - E[x]^2.) Overrides Keras' `_moments`, the hook both paths share (Keras 3.15).
+    """
+
+    def _moments(self, inputs, mask):
+        replica = tf.distribute.get_replica_context()
+        if mask is None and replica is not None and replica.num_replicas_in_sync > 1:
+            return keras.ops.moments(inputs, axes=self._reduction_axes, synchronized=True)
+        return super()._moments(inputs, mask)
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class ReplicaInvariantDropout(layers.Dropout):
+    """Keras' Dropout whose mask for each example of the global batch is the same however the batch is
+    split over replicas (`keras_gen.noise`); its seed comes from the layer's own seed generator, as
+    Keras' does. `noise_shape` is not supported."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        if kwargs.get("noise_shape") is not None:
+            raise ValueError("ReplicaInvariantDropout drops single units; it has no noise_shape.")
+        super().__init__(rate, seed=seed, **kwargs)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        keep = noise.uniform(tf.shape(inputs), tf.cast(self.seed_generator.next(), tf.int32), inputs.dtype) >= self.rate
+        return tf.where(keep, inputs / keras.ops.cast(1.0 - self.rate, inputs.dtype), tf.zeros_like(inputs))
 
 
 def _gan_inputs(main, num_classes, embedding_dim, dtype):
@@ -481,7 +539,7 @@ def mlp_discriminator(image_shape, hidden_units=(512, 256), dropout=0.0, num_cla
     for units in hidden_units:
         x = MaskedLeakyReLU(0.2, dtype=dtype)(layers.Dense(units, dtype=dtype)(x))
         if dropout:
-            x = layers.Dropout(dropout, dtype=dtype)(x)
+            x = ReplicaInvariantDropout(dropout, dtype=dtype)(x)
     return _gan_model(inputs, layers.Dense(1, dtype="float32", name="score")(x), name)
 
 
@@ -525,7 +583,7 @@ def conv_generator(
 
     def activate(x):
         if batch_norm:
-            return layers.ReLU(dtype=dtype)(layers.BatchNormalization(dtype=dtype)(x))
+            return layers.ReLU(dtype=dtype)(GlobalBatchNormalization(dtype=dtype)(x))
         return layers.LeakyReLU(0.2, dtype=dtype)(x)
 
     # No biases before BatchNorm: its offset replaces them.
@@ -579,16 +637,18 @@ def conv_discriminator(
     for index, channels in enumerate(filters):
         x = layers.Conv2D(channels, kernel_size, strides=2, padding="same", dtype=dtype)(x)
         if batch_norm and index > 0:
-            x = layers.BatchNormalization(dtype=dtype)(x)
+            x = GlobalBatchNormalization(dtype=dtype)(x)
         x = MaskedLeakyReLU(0.2, dtype=dtype)(x)
         if dropout:
-            x = layers.Dropout(dropout, dtype=dtype)(x)
+            x = ReplicaInvariantDropout(dropout, dtype=dtype)(x)
     x = layers.Flatten(dtype=dtype)(x) if pooling == "flatten" else layers.GlobalMaxPooling2D(dtype=dtype)(x)
     return _gan_model(inputs, layers.Dense(1, dtype="float32", name="score")(x), name)
 
 
 # === VAE-GAN discriminator ===
-def feature_discriminator(image_shape, filters=(32, 64, 128), kernel_size=5, feature_block=-1, hidden_units=256, layer_norm=True, name="discriminator"):
+def feature_discriminator(
+    image_shape, filters=(32, 64, 128), kernel_size=5, feature_block=-1, hidden_units=256, layer_norm=True, dtype=None, name="discriminator"
+):
     """A discriminator that also shows what it sees: images -> [features, score].
 
     Stride-2 convolutions with LeakyReLU(0.2); `features` are the flattened outputs of the convolution
@@ -605,6 +665,7 @@ def feature_discriminator(image_shape, filters=(32, 64, 128), kernel_size=5, fea
         feature_block: index into `filters` of the block whose output is `features` (-1: the last).
         hidden_units: width of a LeakyReLU dense layer between the last block and the score (0: none).
         layer_norm: LayerNorm (over channels) after every convolution but the first.
+        dtype: Keras dtype policy of the hidden layers (the features and the score are float32).
         name: the model's name.
 
     Example:
@@ -619,20 +680,20 @@ def feature_discriminator(image_shape, filters=(32, 64, 128), kernel_size=5, fea
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = images
     for index, channels in enumerate(filters):
-        x = layers.Conv2D(channels, kernel_size, strides=2, padding="same")(x)
+        x = layers.Conv2D(channels, kernel_size, strides=2, padding="same", dtype=dtype)(x)
         if layer_norm and index > 0:
-            x = layers.LayerNormalization()(x)
-        x = MaskedLeakyReLU(0.2)(x)
+            x = layers.LayerNormalization(dtype=dtype)(x)
+        x = MaskedLeakyReLU(0.2, dtype=dtype)(x)
         if index == feature_block:
-            features = layers.Flatten(name="features")(x)
-    x = features if feature_block == len(filters) - 1 else layers.Flatten()(x)
+            features = layers.Flatten(dtype="float32", name="features")(x)
+    x = features if feature_block == len(filters) - 1 else layers.Flatten(dtype=dtype)(x)
     if hidden_units:
-        x = MaskedLeakyReLU(0.2)(layers.Dense(hidden_units)(x))
-    return keras.Model(images, [features, layers.Dense(1, name="score")(x)], name=name)
+        x = MaskedLeakyReLU(0.2, dtype=dtype)(layers.Dense(hidden_units, dtype=dtype)(x))
+    return keras.Model(images, [features, layers.Dense(1, dtype="float32", name="score")(x)], name=name)
 
 
 # === Adversarial autoencoder: a discriminator on latent codes ===
-def code_discriminator(code_dim, hidden_units=(256, 256), name="code_discriminator"):
+def code_discriminator(code_dim, hidden_units=(256, 256), dtype=None, name="code_discriminator"):
     """A fully connected discriminator on codes: code [batch, code_dim] -> one raw logit per code, [batch, 1].
 
     The regulariser of an adversarial autoencoder (Makhzani et al., 2016): it tells prior samples from
@@ -641,6 +702,7 @@ def code_discriminator(code_dim, hidden_units=(256, 256), name="code_discriminat
     Args:
         code_dim: width of the codes.
         hidden_units: width of each LeakyReLU(0.2) hidden layer.
+        dtype: Keras dtype policy of the hidden layers (the score is float32).
         name: the model's name.
 
     Example:
@@ -649,8 +711,8 @@ def code_discriminator(code_dim, hidden_units=(256, 256), name="code_discriminat
     code = keras.Input(shape=(code_dim,), name="code")
     x = code
     for units in hidden_units:
-        x = MaskedLeakyReLU(0.2)(layers.Dense(units)(x))
-    return keras.Model(code, layers.Dense(1, name="score")(x), name=name)
+        x = MaskedLeakyReLU(0.2, dtype=dtype)(layers.Dense(units, dtype=dtype)(x))
+    return keras.Model(code, layers.Dense(1, dtype="float32", name="score")(x), name=name)
 
 
 # === What a model feeds its networks and needs back ===

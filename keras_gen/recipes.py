@@ -13,6 +13,7 @@ import tomllib
 
 import keras_gen
 from keras_gen import registry
+from keras_gen.models.base import resolve_mixed_precision
 
 # Each fixed section: key -> (type, default). float accepts ints too.
 DATA_KEYS = {
@@ -235,13 +236,24 @@ def _check_fixed(table, schema, where):
     return {key: _check_type(table.get(key, default), kind, where, key) for key, (kind, default) in schema.items()}
 
 
+# Options whose values no default's type describes, checked by the function that reads them (a ValueError
+# becomes a RecipeError): `mixed_precision` takes false, true or a dtype name.
+VALUE_CHECKS = {"mixed_precision": resolve_mixed_precision}
+
+
 def _check_against_signature(table, function, where, skip):
     parameters = {n: p for n, p in inspect.signature(function).parameters.items() if n not in skip and p.kind is not p.VAR_KEYWORD}
     _check_keys(table, parameters, where)
     checked = {}
     for key, value in table.items():
         default = parameters[key].default
-        if default is None or default is inspect.Parameter.empty:
+        if key in VALUE_CHECKS:
+            try:
+                VALUE_CHECKS[key](value)
+            except ValueError as error:
+                raise RecipeError(f"{where}: {error}") from None
+            checked[key] = value
+        elif default is None or default is inspect.Parameter.empty:
             checked[key] = value
         elif isinstance(default, (tuple, list)):
             checked[key] = list(_check_type(value, list, where, key))

@@ -11,6 +11,31 @@ import os
 import sys
 
 
+def fit_tiny(model_name, strategy):
+    """Trains the tiny `model_name` (its recipe's options and optimizers, 8x8 images, latent 2) for two
+    epochs of four global batches of 8 under `strategy`; returns (model, history). The test runs it in
+    one process too, to compare with the workers."""
+    import keras_gen  # noqa: F401
+    import keras
+    import tensorflow as tf
+
+    from keras_gen import recipes
+    from tests import helpers
+
+    recipe = recipes.load_recipe(model_name)
+    options = {**recipe.model_options, "image_shape": helpers.IMAGE_SHAPE, "latent_dim": 2, "seed": 0}
+    options.pop("mixed_precision", None)
+    keras.utils.set_random_seed(0)  # the same initial weights in every process
+    with strategy.scope():
+        model = recipe.model_class()(**options)
+        model.compile_recipe(**recipe.compile)
+    tanh = recipe.data["preprocessing"] == "tanh"
+    images = helpers.tiny_images(32) * (2.0 if tanh else 1.0) - (1.0 if tanh else 0.0)
+    # Under two workers each worker's replica takes its half of every global batch.
+    dataset = tf.data.Dataset.from_tensor_slices(images.astype("float32")).batch(8, drop_remainder=True)
+    return model, model.fit(dataset, epochs=2, verbose=0).history
+
+
 def main(index, ports, model_name, out):
     os.environ["TF_CONFIG"] = json.dumps(
         {"cluster": {"worker": [f"localhost:{port}" for port in ports.split(",")]}, "task": {"type": "worker", "index": int(index)}}
@@ -20,20 +45,8 @@ def main(index, ports, model_name, out):
     import numpy as np
     import tensorflow as tf
 
-    from keras_gen import recipes
-    from tests import helpers
-
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    recipe = recipes.load_recipe(model_name)
-    options = {**recipe.model_options, "image_shape": helpers.IMAGE_SHAPE, "latent_dim": 2, "seed": 0}
-    options.pop("mixed_precision", None)
-    with strategy.scope():
-        model = recipe.model_class()(**options)
-        model.compile_recipe(**recipe.compile)
-    images = helpers.tiny_images(32) * (2.0 if recipe.data["preprocessing"] == "tanh" else 1.0) - (1.0 if recipe.data["preprocessing"] == "tanh" else 0.0)
-    # The global batch is 8: each worker's replica takes its half of every batch.
-    dataset = tf.data.Dataset.from_tensor_slices(images.astype("float32")).batch(8, drop_remainder=True)
-    history = model.fit(dataset, epochs=2, verbose=0).history
+    model, history = fit_tiny(model_name, strategy)
 
     class Plain(keras.Model):
         def __init__(self):
@@ -59,7 +72,8 @@ def main(index, ports, model_name, out):
         upstream_fails = False
     except ValueError as error:
         upstream_fails = "Invalid reduction dimension 0" in str(error)
-    weights = {weight.path: keras.ops.convert_to_numpy(weight) for weight in model.trainable_weights}
+    # Numbered: layer names depend on what else the process built, the order does not.
+    weights = {f"{index:03d}:{weight.path}": keras.ops.convert_to_numpy(weight) for index, weight in enumerate(model.trainable_weights)}
     np.savez(out, **weights, **{f"history/{key}": np.asarray(values) for key, values in history.items()}, upstream_fails=upstream_fails)
 
 

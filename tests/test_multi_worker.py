@@ -2,7 +2,8 @@
 
 Keras 3.15 fails a custom `train_step`'s scalar logs on the first multi-worker step;
 `keras_gen.models.base.multi_worker_reducible` works around it in one place. These tests train zoo
-models on a two-worker cluster and check that Keras still needs the work-around.
+models on a two-worker cluster, compare them with one process trained on the same global batches, and
+check that Keras still needs the work-around.
 """
 
 import json
@@ -60,6 +61,16 @@ def test_two_workers_train_a_zoo_model_to_the_same_weights(model_name, tmp_path)
     assert weights and weights == sorted(key for key in second if not key.startswith("history/") and key != "upstream_fails")
     for key in weights:
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    # One process on the same global batches: the same training (noise is drawn per example of the
+    # global batch; sums over two workers add in another order, hence the tolerance).
+    import tensorflow as tf
+
+    from tests.multi_worker_worker import fit_tiny
+
+    alone, _ = fit_tiny(model_name, tf.distribute.get_strategy())
+    assert len(alone.trainable_weights) == len(weights)
+    for key, weight in zip(weights, alone.trainable_weights):
+        np.testing.assert_allclose(first[key], np.asarray(weight), rtol=1e-4, atol=1e-5, err_msg=key)
     losses = [key for key in first if key.startswith("history/") and "loss" in key]
     assert losses
     for key in losses:

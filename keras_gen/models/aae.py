@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen import noise
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.export import ValueRange
@@ -99,6 +100,7 @@ class AAE(CodeFunctions, GenerativeModel):
             before the anomaly score's squared error (1: per-pixel error).
         normal_class: the one class of the data the model is trained on when it is a one-class anomaly
             detector (recipes then keep only that class's images); None: trained on all classes.
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
         seed: seed of all the model's noise (the prior samples).
 
     Example:
@@ -134,10 +136,11 @@ class AAE(CodeFunctions, GenerativeModel):
         anomaly_weight=1.0,
         error_smoothing=1,
         normal_class=None,
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
-        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        super().__init__(image_shape=image_shape, mixed_precision=mixed_precision, seed=seed, **kwargs)
         if prior not in PRIORS:
             raise ValueError(f"Unknown prior {prior!r}; expected one of {', '.join(PRIORS)}.")
         if reconstruction_loss not in losses.RECONSTRUCTION_LOSSES:
@@ -165,9 +168,10 @@ class AAE(CodeFunctions, GenerativeModel):
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
         self.prior()  # fails early for a prior that cannot be built (e.g. a mixture on a 1-d code)
         # === Layers ===
-        self.encoder = encoder or networks.ae_encoder(self.image_shape, self.latent_dim, self.filters, self.convs_per_stage, name="encoder")
-        self.decoder = decoder or networks.ae_decoder(self.image_shape, self.latent_dim, self.filters[::-1], self.convs_per_stage, name="decoder")
-        self.discriminator = discriminator or networks.code_discriminator(self.latent_dim, self.discriminator_units, name="discriminator")
+        dtype = self.network_dtype
+        self.encoder = encoder or networks.ae_encoder(self.image_shape, self.latent_dim, self.filters, self.convs_per_stage, dtype=dtype, name="encoder")
+        self.decoder = decoder or networks.ae_decoder(self.image_shape, self.latent_dim, self.filters[::-1], self.convs_per_stage, dtype=dtype, name="decoder")
+        self.discriminator = discriminator or networks.code_discriminator(self.latent_dim, self.discriminator_units, dtype=dtype, name="discriminator")
         self.check_networks("encoder", "decoder", "discriminator")
         # === Calibration (set by `calibrate`, saved and exported with the weights) ===
         self.score_statistics = self.add_weight(
@@ -196,8 +200,10 @@ class AAE(CodeFunctions, GenerativeModel):
         return distributions.ring_mixture(self.num_components, self.latent_dim)
 
     def prior_samples(self, count, seed):
-        """`count` codes drawn from the prior with one stateless seed (int32 [2])."""
-        return self.prior().sample(count, seed=seed)
+        """`count` codes drawn from the prior with one stateless seed (int32 [2]), the same for each example
+        of the global batch however it is split over replicas (`noise.replica_rows`)."""
+        prior = self.prior()
+        return noise.replica_rows(lambda rows: prior.sample(rows, seed=seed), count)
 
     # === Inputs ===
     def check_training_images(self, images):
@@ -298,19 +304,13 @@ class AAE(CodeFunctions, GenerativeModel):
             g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1),
         )
 
-    def _minimise(self, optimizer, weights, tape, objective):
-        """Applies the gradient of `objective` (recorded on `tape`) to `weights` and returns the gradient's norm."""
-        gradients = tape.gradient(objective, weights)
-        optimizer.apply(gradients, weights)
-        return self.gradient_norm(gradients, optimizer)
-
     def reconstruction_step(self, images):
         """Reconstruction phase: one update of the encoder and decoder; returns its terms."""
         weights = self.encoder.trainable_weights + self.decoder.trainable_weights
         with tf.GradientTape() as tape:
             _, terms = self.reconstruction_terms(images, training=True)
             scaled = self.ae_optimizer.scale_loss(losses.global_batch_mean(terms["reconstruction"]))
-        terms["ae_grad_norm"] = self._minimise(self.ae_optimizer, weights, tape, scaled)
+        terms["ae_grad_norm"] = self.minimise(self.ae_optimizer, tape.gradient(scaled, weights), weights)
         return terms
 
     def discriminator_step(self, codes):
@@ -320,7 +320,8 @@ class AAE(CodeFunctions, GenerativeModel):
         with tf.GradientTape() as tape:
             terms = self.discriminator_terms(prior_codes, codes, training=True)
             scaled = self.d_optimizer.scale_loss(losses.global_batch_mean(terms["d_loss"]))
-        terms["d_grad_norm"] = self._minimise(self.d_optimizer, self.discriminator.trainable_weights, tape, scaled)
+        weights = self.discriminator.trainable_weights
+        terms["d_grad_norm"] = self.minimise(self.d_optimizer, tape.gradient(scaled, weights), weights)
         return terms
 
     def regularisation_step(self, images):
@@ -332,7 +333,8 @@ class AAE(CodeFunctions, GenerativeModel):
                 terms = self.discriminator_step(codes)
             generator = self.generator_terms(codes, training=True)
             scaled = self.g_optimizer.scale_loss(losses.global_batch_mean(generator["g_loss"]))
-        generator["g_grad_norm"] = self._minimise(self.g_optimizer, self.encoder.trainable_weights, tape, scaled)
+        weights = self.encoder.trainable_weights
+        generator["g_grad_norm"] = self.minimise(self.g_optimizer, tape.gradient(scaled, weights), weights)
         return {**terms, **generator}
 
     def train_step(self, data):

@@ -58,6 +58,7 @@ class Autoencoder(CodeFunctions, GenerativeModel):
             `base_filters`, (32, 64), with stages added for larger images (`networks.stage_widths`).
         convs_per_stage: 3x3 convolutions per stage, in the encoder and in the decoder.
         reconstruction_loss: "bce" (binary cross-entropy) or "mse" (squared error).
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
         seed: seed of the model's noise (used by the denoising variant).
 
     Example:
@@ -81,10 +82,11 @@ class Autoencoder(CodeFunctions, GenerativeModel):
         filters=None,
         convs_per_stage=2,
         reconstruction_loss="bce",
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
-        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        super().__init__(image_shape=image_shape, mixed_precision=mixed_precision, seed=seed, **kwargs)
         if reconstruction_loss not in losses.RECONSTRUCTION_LOSSES:
             raise ValueError(
                 f"Unknown reconstruction_loss {reconstruction_loss!r}; expected one of {', '.join(losses.RECONSTRUCTION_LOSSES)}."
@@ -95,9 +97,9 @@ class Autoencoder(CodeFunctions, GenerativeModel):
         self.convs_per_stage = int(convs_per_stage)
         self.reconstruction_loss = reconstruction_loss
         # === Layers ===
-        self.encoder = encoder or networks.ae_encoder(self.image_shape, self.code_dim, self.filters, self.convs_per_stage)
+        self.encoder = encoder or networks.ae_encoder(self.image_shape, self.code_dim, self.filters, self.convs_per_stage, dtype=self.network_dtype)
         self.decoder = decoder or networks.ae_decoder(
-            self.image_shape, self.code_dim, self.filters[::-1], self.convs_per_stage
+            self.image_shape, self.code_dim, self.filters[::-1], self.convs_per_stage, dtype=self.network_dtype
         )
         self.check_networks("encoder", "decoder")
         self.built = True
@@ -186,8 +188,8 @@ class DenoisingAutoencoder(Autoencoder):
         corruption: "gaussian", "salt_and_pepper" or "masking" (see `keras_gen.corruptions`).
         corruption_strength: the noise's standard deviation (gaussian) or the fraction of pixels hit
             (salt_and_pepper, masking).
-        encoder, decoder, image_shape, code_dim, filters, convs_per_stage, reconstruction_loss, seed:
-            as for `Autoencoder`.
+        encoder, decoder, image_shape, code_dim, filters, convs_per_stage, reconstruction_loss,
+            mixed_precision, seed: as for `Autoencoder`.
 
     Example:
     >>> denoiser = DenoisingAutoencoder(corruption="masking", corruption_strength=0.3, seed=0)
@@ -206,6 +208,7 @@ class DenoisingAutoencoder(Autoencoder):
         reconstruction_loss="bce",
         corruption="masking",
         corruption_strength=0.25,
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
@@ -219,6 +222,7 @@ class DenoisingAutoencoder(Autoencoder):
             filters=filters,
             convs_per_stage=convs_per_stage,
             reconstruction_loss=reconstruction_loss,
+            mixed_precision=mixed_precision,
             seed=seed,
             **kwargs,
         )

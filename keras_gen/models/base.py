@@ -6,9 +6,35 @@ import tensorflow as tf
 
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen import noise
 
 # Mixed into stateless seeds so that a serving request's seed never collides with training's stream.
 SERVING_SEED_KEY = 0x5EED
+
+# What the `mixed_precision` option accepts besides False: the compute dtype of the default networks' hidden layers.
+MIXED_PRECISION_DTYPES = ("bfloat16", "float16")
+
+
+def resolve_mixed_precision(mixed_precision):
+    """The `mixed_precision` option as models store it: "bfloat16", "float16" or False (float32).
+
+    True means "bfloat16", what the option meant when it was a switch (older configs and recipes); None
+    means False. Anything else raises a ValueError that lists what is accepted.
+    """
+    if mixed_precision is None or mixed_precision is False:
+        return False
+    if mixed_precision is True:
+        return "bfloat16"
+    if isinstance(mixed_precision, str) and mixed_precision in MIXED_PRECISION_DTYPES:
+        return mixed_precision
+    raise ValueError(f"mixed_precision must be \"bfloat16\", \"float16\" or False (float32; false in a recipe), got {mixed_precision!r}.")
+
+
+def mixed_precision_policy(mixed_precision):
+    """The Keras dtype policy of the default networks' hidden layers for a `mixed_precision` option:
+    "mixed_bfloat16", "mixed_float16" or None (float32). The networks' outputs stay float32."""
+    resolved = resolve_mixed_precision(mixed_precision)
+    return f"mixed_{resolved}" if resolved else None
 
 
 def in_multi_worker_mode(strategy=None):
@@ -42,8 +68,15 @@ class GenerativeModel(keras.Model):
     in `network_interfaces()`, which `check_networks` holds given networks to. All randomness comes
     from the model's own `keras.random.SeedGenerator`, so a seeded model trains the same way every time.
 
+    Every model takes `mixed_precision`: "bfloat16" or "float16" computes the default networks' hidden
+    layers in that dtype (weights, losses and network outputs stay float32; networks you pass keep their
+    own policies); with "float16" each optimizer is wrapped in a `keras.optimizers.LossScaleOptimizer`,
+    whose dynamic loss scale every step applies, and a step whose gradients overflow is skipped. float16
+    is for GPUs: TensorFlow's float16 convolutions on CPU are hundreds of times slower than float32.
+
     Args:
         image_shape: (height, width, channels) of the images the model works on.
+        mixed_precision: "bfloat16", "float16" or False (float32); True means "bfloat16".
         seed: integer seed of the model's noise (None for a random one).
     """
 
@@ -57,9 +90,10 @@ class GenerativeModel(keras.Model):
     # whole and `from_config` rebuilds them, so subclasses list only their plain arguments.
     nested_models = ()
 
-    def __init__(self, image_shape=(28, 28, 1), seed=None, **kwargs):
+    def __init__(self, image_shape=(28, 28, 1), mixed_precision=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
+        self.mixed_precision = resolve_mixed_precision(mixed_precision)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
@@ -82,7 +116,28 @@ class GenerativeModel(keras.Model):
         results = {name: tracker.result() for name, tracker in self.trackers.items() if not only_given or name in values}
         return multi_worker_reducible(results)
 
+    @property
+    def network_dtype(self):
+        """The dtype policy of the default networks' hidden layers (None: float32)."""
+        return mixed_precision_policy(self.mixed_precision)
+
     # === Training ===
+    def loss_scaled(self, optimizer):
+        """`optimizer` as this model's steps use it: under float16 mixed precision wrapped in a
+        `keras.optimizers.LossScaleOptimizer` (once), otherwise as it is. The one place where optimizers
+        get loss scaling: `compile` (one optimizer) and `compile_optimizers` (several) call it."""
+        if self.mixed_precision == "float16" and optimizer is not None and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """As `keras.Model.compile`, with the optimizer passed through `loss_scaled`.
+
+        Models with several optimizers (`optimizer_names`) override it and call `compile_optimizers`.
+        """
+        optimizer = None if optimizer is None else keras.optimizers.get(optimizer)
+        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
+
     def gradient_step(self, loss_terms, objective="loss"):
         """One optimizer step for single-optimizer models' `train_step`s.
 
@@ -92,9 +147,18 @@ class GenerativeModel(keras.Model):
         with tf.GradientTape() as tape:
             terms = loss_terms()
             scaled = self.optimizer.scale_loss(losses.global_batch_mean(terms[objective]))
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+        self.minimise(self.optimizer, tape.gradient(scaled, self.trainable_weights), self.trainable_weights)
         return self.update_metrics(terms)
+
+    def minimise(self, optimizer, gradients, weights):
+        """Applies `gradients` (of a scaled loss) to `weights` and returns their unscaled global norm.
+
+        The norm is taken before the update, because a `LossScaleOptimizer` changes its scale in `apply`
+        (halved after an overflow, which it skips; doubled after a run of finite steps).
+        """
+        norm = self.gradient_norm(gradients, optimizer)
+        optimizer.apply(gradients, weights)
+        return norm
 
     # === Several optimizers (GANs and the adversarial hybrids) ===
     # Names of the optimizers a model with more than one keeps as attributes (e.g. ("d_optimizer",
@@ -130,6 +194,7 @@ class GenerativeModel(keras.Model):
                 raise ValueError(f"Pass one optimizer instance per network ({', '.join(self.optimizer_names)}): each needs its own state.")
             resolved.append(optimizer)
         for name, optimizer in zip(self.optimizer_names, resolved):
+            optimizer = self.loss_scaled(optimizer)
             setattr(self, name, optimizer)
             optimizer.build(self.optimizer_variables(name))
         self._optimizers_compile_config = {"run_eagerly": run_eagerly, "jit_compile": jit_compile, "steps_per_execution": steps_per_execution}
@@ -151,7 +216,11 @@ class GenerativeModel(keras.Model):
 
     def compile_from_config(self, config):
         if not self.optimizer_names:
-            return super().compile_from_config(config)
+            # Keras' own lines (3.15): its version refuses to call an overridden `compile`, as ours is.
+            self.compile(**keras.saving.deserialize_keras_object(config))
+            if self.built:
+                self.optimizer.build(self.trainable_variables)
+            return
         config = dict(config)
         for name in self.optimizer_names:
             config[name] = keras.saving.deserialize_keras_object(config[name])
@@ -159,32 +228,38 @@ class GenerativeModel(keras.Model):
         self.compile(**config)
 
     @staticmethod
-    def gradient_norm(gradients, optimizer):
-        """The global norm of a network's gradient; under a tf.distribute strategy, of the sum over replicas
-        that the optimizer applies (one extra all-reduce)."""
+    def loss_scale(optimizer):
+        """The factor by which `optimizer.scale_loss` multiplies a loss now: a `LossScaleOptimizer`'s
+        dynamic scale (float32), 1 for any other optimizer (or None)."""
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return tf.cast(optimizer.dynamic_scale if optimizer.built else optimizer.initial_scale, tf.float32)
+        return tf.constant(1.0)
+
+    @classmethod
+    def gradient_norm(cls, gradients, optimizer):
+        """The global norm of a network's gradient, of the loss before `optimizer` scaled it (call it before
+        `optimizer.apply`, which may change the scale); under a tf.distribute strategy, of the sum over
+        replicas that the optimizer applies (one extra all-reduce). Infinite for an overflowing step."""
         gradients = [tf.convert_to_tensor(g) for g in gradients if g is not None]
         replica = tf.distribute.get_replica_context()
         if replica is not None and replica.num_replicas_in_sync > 1:
             gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-        norm = tf.linalg.global_norm(gradients)
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            norm = norm / tf.cast(optimizer.dynamic_scale, norm.dtype)
-        return norm
+        return tf.linalg.global_norm(gradients) / cls.loss_scale(optimizer)
 
     # === Noise ===
     def next_seed(self):
-        """A fresh stateless seed (int32 [2], as TFP's samplers want) from the model's generator,
-        distinct on each replica."""
-        seed = tf.cast(self.seed_generator.next(), tf.int32)
-        replica = tf.distribute.get_replica_context()
-        if replica is not None and replica.num_replicas_in_sync > 1:
-            # Replicas share the generator's state; without this they would draw identical noise.
-            seed = seed + tf.stack([0, tf.cast(replica.replica_id_in_sync_group, seed.dtype)])
-        return seed
+        """A fresh stateless seed (int32 [2], as TFP's samplers want) from the model's generator.
+
+        Under a tf.distribute strategy every replica gets the same seed: draws made with it go through
+        `keras_gen.noise`, which gives each example of the global batch its own noise, the same on any
+        number of replicas.
+        """
+        return tf.cast(self.seed_generator.next(), tf.int32)
 
     def normal(self, shape, dtype=tf.float32):
-        """Standard normal noise of `shape` from the model's seed generator."""
-        return tf.random.stateless_normal(shape, seed=self.next_seed(), dtype=dtype)
+        """Standard normal noise of `shape` ([batch, ...]) from the model's seed generator, the same for
+        each example of the global batch however it is split over replicas (`noise.normal`)."""
+        return noise.normal(shape, self.next_seed(), dtype=dtype)
 
     @staticmethod
     def normal_from_seeds(seeds, size):
@@ -199,7 +274,7 @@ class GenerativeModel(keras.Model):
     # === Config ===
     def get_config(self):
         config = super().get_config()
-        config.update({"image_shape": list(self.image_shape), "seed": self.seed})
+        config.update({"image_shape": list(self.image_shape), "mixed_precision": self.mixed_precision, "seed": self.seed})
         for name in self.nested_models:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):

@@ -17,6 +17,7 @@ from keras_gen import corruptions
 from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen import noise
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.base import GenerativeModel
@@ -72,6 +73,7 @@ class SemiSupervisedClassifier(GenerativeModel):
         confidence_threshold: the top class probability from which an unlabeled image gets a pseudo-label.
         augment_shift: most pixels the augmented copy is shifted along each axis.
         augment_masking: fraction of the augmented copy's pixels set to 0.
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel` (a given encoder keeps its policy).
         seed: seed of the dropout noise.
 
     Example:
@@ -103,6 +105,7 @@ class SemiSupervisedClassifier(GenerativeModel):
         confidence_threshold=0.95,
         augment_shift=1,
         augment_masking=0.0,
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
@@ -126,7 +129,7 @@ class SemiSupervisedClassifier(GenerativeModel):
         extra_metrics += ("consistency", "confident") if self.consistency_weight else ()
         if extra_metrics:
             self.metric_names = (*type(self).metric_names, *extra_metrics)
-        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        super().__init__(image_shape=image_shape, mixed_precision=mixed_precision, seed=seed, **kwargs)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is a rate in [0, 1), got {dropout}.")
         if num_classes < 2:
@@ -142,8 +145,8 @@ class SemiSupervisedClassifier(GenerativeModel):
         self.augment_shift = int(augment_shift)
         self.augment_masking = float(augment_masking)
         # === Layers ===
-        self.encoder = encoder or networks.ae_encoder(self.image_shape, self.code_dim, self.filters, self.convs_per_stage)
-        self.head = networks.code_classifier(self.code_dim, self.num_classes, self.hidden_units)
+        self.encoder = encoder or networks.ae_encoder(self.image_shape, self.code_dim, self.filters, self.convs_per_stage, dtype=self.network_dtype)
+        self.head = networks.code_classifier(self.code_dim, self.num_classes, self.hidden_units, dtype=self.network_dtype)
         self.decoder = decoder
         self.check_networks("encoder", "head", "decoder")
         self.set_encoder_frozen(freeze_encoder)
@@ -194,7 +197,8 @@ class SemiSupervisedClassifier(GenerativeModel):
     def logits(self, images, training=False):
         code = self.encoder(images, training=training and not self.freeze_encoder)
         if training and self.dropout:
-            code = tf.nn.experimental.stateless_dropout(code, self.dropout, seed=self.next_seed())
+            keep = noise.uniform(tf.shape(code), self.next_seed(), code.dtype) >= self.dropout
+            code = tf.where(keep, code / (1.0 - self.dropout), tf.zeros_like(code))
         return self.head(code, training=training)
 
     def compute_losses(self, images, labels, training=False):
@@ -218,11 +222,14 @@ class SemiSupervisedClassifier(GenerativeModel):
         """A randomly mirrored, shifted and masked copy of each image (see the class docstring)."""
         flip_seed, shift_seed, mask_seed = tf.unstack(tf.random.experimental.stateless_split(self.next_seed(), num=3))
         batch = tf.shape(images)[0]
-        mirror = tf.random.stateless_uniform([batch, 1, 1, 1], seed=flip_seed) < 0.5
+        mirror = noise.uniform([batch, 1, 1, 1], flip_seed) < 0.5
         images = tf.where(mirror, tf.reverse(images, axis=[2]), images)
         if self.augment_shift:
-            shift = tf.random.stateless_uniform(
-                [batch, 2], seed=shift_seed, minval=-self.augment_shift, maxval=self.augment_shift + 1, dtype=tf.int32
+            shift = noise.replica_rows(
+                lambda rows: tf.random.stateless_uniform(
+                    [rows, 2], seed=shift_seed, minval=-self.augment_shift, maxval=self.augment_shift + 1, dtype=tf.int32
+                ),
+                batch,
             )
             shift = tf.cast(shift, images.dtype)
             ones, zeros = tf.ones([batch], images.dtype), tf.zeros([batch], images.dtype)

@@ -12,6 +12,7 @@ from keras_gen import distributions
 from keras_gen import networks
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
+from keras_gen.models.base import mixed_precision_policy
 from keras_gen.models.vae import VAE
 from keras_gen.registry import register_model
 
@@ -36,6 +37,7 @@ class CVAE(VAE):
         kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta`.
         filters: channels of the default encoder's stride-2 convolutions, finest first (the decoder
             mirrors them); None: the VAE's `base_filters`, scaled with the image size.
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
         seed: seed of the reparameterisation noise.
 
     Example:
@@ -55,6 +57,7 @@ class CVAE(VAE):
         beta=1.0,
         kl_warmup_epochs=0,
         filters=None,
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
@@ -63,8 +66,9 @@ class CVAE(VAE):
             raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
         image_shape = tuple(int(d) for d in image_shape)
         filters = networks.resolve_widths(filters, image_shape, self.base_filters)
-        encoder = encoder or networks.conditional_conv_encoder(image_shape, latent_dim, self.num_classes, filters)
-        decoder = decoder or networks.conditional_conv_decoder(image_shape, latent_dim, self.num_classes, filters[::-1])
+        dtype = mixed_precision_policy(mixed_precision)
+        encoder = encoder or networks.conditional_conv_encoder(image_shape, latent_dim, self.num_classes, filters, dtype=dtype)
+        decoder = decoder or networks.conditional_conv_decoder(image_shape, latent_dim, self.num_classes, filters[::-1], dtype=dtype)
         super().__init__(
             encoder=encoder,
             decoder=decoder,
@@ -74,6 +78,7 @@ class CVAE(VAE):
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
             filters=filters,
+            mixed_precision=mixed_precision,
             seed=seed,
             **kwargs,
         )

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen import noise
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.base import GenerativeModel
@@ -90,8 +91,9 @@ class GAN(GenerativeModel):
             with the image size, `networks.stage_widths`).
         discriminator_widths: hidden units of the default discriminator's layers (the convolutional
             variants: channels of its stride-2 stages; None scales their `base_discriminator_widths`).
-        mixed_precision: compute the default networks' hidden layers in bfloat16 (weights and outputs stay
-            float32); faster on CPUs with AVX512-BF16 and on recent GPUs.
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel` (True: "bfloat16"); bfloat16
+            is faster on CPUs with AVX512-BF16 and on recent GPUs. Under float16 the gradient penalty's
+            inner gradient is loss-scaled too (see `discriminator_losses`).
         seed: seed of all the model's noise.
 
     Example:
@@ -128,7 +130,7 @@ class GAN(GenerativeModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        super().__init__(image_shape=image_shape, mixed_precision=mixed_precision, seed=seed, **kwargs)
         # === Config ===
         self.latent_dim = int(latent_dim)
         self.loss_name = loss if isinstance(loss, str) else None
@@ -138,7 +140,6 @@ class GAN(GenerativeModel):
         self.fresh_generator_noise = bool(fresh_generator_noise)
         self.generator_widths = self.network_widths(generator_widths, self.base_generator_widths, coarsest_first=True)
         self.discriminator_widths = self.network_widths(discriminator_widths, self.base_discriminator_widths)
-        self.mixed_precision = bool(mixed_precision)
         if self.latent_dim < 1 or self.d_steps < 1:
             raise ValueError(f"latent_dim and d_steps must be at least 1, got {latent_dim} and {d_steps}.")
         if self.gradient_penalty_weight < 0:
@@ -155,11 +156,6 @@ class GAN(GenerativeModel):
         self.built = True
 
     # === What variants override ===
-    @property
-    def network_dtype(self):
-        """The dtype policy of the default networks' hidden layers."""
-        return "mixed_bfloat16" if self.mixed_precision else None
-
     def network_widths(self, widths, base, coarsest_first=False):
         """A widths option as the default network is built with: as given, or for None `base`, scaled
         with the image size when `scales_with_image`."""
@@ -229,9 +225,11 @@ class GAN(GenerativeModel):
     def discriminator_losses(self, real, fake, labels=None, training=False):
         """Per-example terms of the discriminator's loss: {d_loss, d_real, d_fake[, gradient_penalty]}."""
         if self.joint_discriminator_pass:
-            both = tf.concat([real, tf.cast(fake, real.dtype)], axis=0)
-            both_labels = None if labels is None else tf.concat([labels, labels], axis=0)
-            real_scores, fake_scores = tf.split(self.discriminate(both, both_labels, training=training), 2)
+            # Interleaved, not stacked: each example's rows stay one block, so per-row noise (dropout)
+            # is the same on any number of replicas (see `noise.interleave`).
+            both = noise.interleave([real, tf.cast(fake, real.dtype)])
+            both_labels = None if labels is None else noise.interleave([labels, labels])
+            real_scores, fake_scores = noise.deinterleave(self.discriminate(both, both_labels, training=training), 2)
         else:
             real_scores = self.discriminate(real, labels, training=training)
             fake_scores = self.discriminate(fake, labels, training=training)
@@ -242,7 +240,8 @@ class GAN(GenerativeModel):
             def critic(images):
                 return self.discriminate(images, labels, training=training)
 
-            penalty = losses.gradient_penalty(critic, real, fake, seed=self.next_seed())
+            # Under float16 the inner gradient runs through float16 layers too: scaled by the critic's loss scale.
+            penalty = losses.gradient_penalty(critic, real, fake, seed=self.next_seed(), loss_scale=self.loss_scale(self.d_optimizer))
             terms["gradient_penalty"] = penalty
             d_loss = d_loss + self.gradient_penalty_weight * penalty
         terms["d_loss"] = d_loss
@@ -291,9 +290,7 @@ class GAN(GenerativeModel):
         with tf.GradientTape() as tape:
             terms = self.discriminator_losses(real, fake, labels, training=True)
             scaled = self.d_optimizer.scale_loss(losses.global_batch_mean(terms["d_loss"]))
-        gradients = tape.gradient(scaled, weights)
-        self.d_optimizer.apply(gradients, weights)
-        terms["d_grad_norm"] = self.gradient_norm(gradients, self.d_optimizer)
+        terms["d_grad_norm"] = self.minimise(self.d_optimizer, tape.gradient(scaled, weights), weights)
         return terms
 
     def train_step(self, data):
@@ -315,9 +312,7 @@ class GAN(GenerativeModel):
                 fake = self.generate_images(self.normal([batch, self.latent_dim]), labels, training=True)
             terms = self.generator_losses(fake, labels, training=True)
             scaled = self.g_optimizer.scale_loss(losses.global_batch_mean(terms["g_loss"]))
-        gradients = tape.gradient(scaled, weights)
-        self.g_optimizer.apply(gradients, weights)
-        terms["g_grad_norm"] = self.gradient_norm(gradients, self.g_optimizer)
+        terms["g_grad_norm"] = self.minimise(self.g_optimizer, tape.gradient(scaled, weights), weights)
         return self.update_metrics(terms)
 
     def test_step(self, data):
@@ -382,7 +377,6 @@ class GAN(GenerativeModel):
                 "fresh_generator_noise": self.fresh_generator_noise,
                 "generator_widths": list(self.generator_widths),
                 "discriminator_widths": list(self.discriminator_widths),
-                "mixed_precision": self.mixed_precision,
             }
         )
         return config

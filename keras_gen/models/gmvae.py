@@ -40,6 +40,7 @@ class GMVAE(VAE):
         beta: weight of the KL term in the training objective.
         kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta`.
         filters: channels of the default encoder's stride-2 convolutions, as in `VAE`.
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
         seed: seed of the noise and of the initial component means.
 
     Example:
@@ -59,6 +60,7 @@ class GMVAE(VAE):
         beta=1.0,
         kl_warmup_epochs=0,
         filters=None,
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
@@ -71,6 +73,7 @@ class GMVAE(VAE):
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
             filters=filters,
+            mixed_precision=mixed_precision,
             seed=seed,
             **kwargs,
         )

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_gen import distributions
 from keras_gen import networks
+from keras_gen.models.base import mixed_precision_policy
 from keras_gen.models.vae import VAE
 from keras_gen.registry import register_model
 
@@ -51,6 +52,7 @@ class HVAE(VAE):
         free_bits: nats per group below which a group's KL is not penalised (0 turns this off).
         filters: channels of the default bottom-up path's stride-2 convolutions, finest first (the
             default decoder mirrors them); None: the VAE's `base_filters`, scaled with the image size.
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
         seed: seed of the reparameterisation noise.
 
     Example:
@@ -75,6 +77,7 @@ class HVAE(VAE):
         kl_warmup_epochs=0,
         free_bits=0.5,
         filters=None,
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
@@ -91,8 +94,9 @@ class HVAE(VAE):
         # === Layers ===
         image_shape = tuple(int(d) for d in image_shape)
         filters = networks.resolve_widths(filters, image_shape, self.base_filters)
-        encoder = encoder or networks.ladder_encoder(image_shape, len(latent_dims), self.hidden_units, filters)
-        decoder = decoder or networks.conv_decoder(image_shape, latent_dims[-1] + self.hidden_units, filters[::-1])
+        dtype = mixed_precision_policy(mixed_precision)
+        encoder = encoder or networks.ladder_encoder(image_shape, len(latent_dims), self.hidden_units, filters, dtype=dtype)
+        decoder = decoder or networks.conv_decoder(image_shape, latent_dims[-1] + self.hidden_units, filters[::-1], dtype=dtype)
         super().__init__(
             encoder=encoder,
             decoder=decoder,
@@ -102,20 +106,27 @@ class HVAE(VAE):
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
             filters=filters,
+            mixed_precision=mixed_precision,
             seed=seed,
             **kwargs,
         )
         if top_down is None:
             top_down = [
                 networks.top_down_block(
-                    latent_dims[i - 1] + (self.hidden_units if i > 1 else 0), size, self.hidden_units, name=f"top_down_{i + 1}"
+                    latent_dims[i - 1] + (self.hidden_units if i > 1 else 0),
+                    size,
+                    self.hidden_units,
+                    dtype=dtype,
+                    name=f"top_down_{i + 1}",
                 )
                 for i, size in enumerate(latent_dims)
                 if i > 0
             ]
         if posterior_heads is None:
             posterior_heads = [networks.gaussian_head(self.hidden_units, latent_dims[0], name="posterior_1")] + [
-                networks.residual_posterior_head(self.hidden_units, self.hidden_units, size, self.hidden_units, name=f"posterior_{i + 1}")
+                networks.residual_posterior_head(
+                    self.hidden_units, self.hidden_units, size, self.hidden_units, dtype=dtype, name=f"posterior_{i + 1}"
+                )
                 for i, size in enumerate(latent_dims)
                 if i > 0
             ]
@@ -214,7 +225,7 @@ class HVAE(VAE):
 
     def latent_terms(self, images, labels=None, training=False):
         features = self.encoder(images, training=training)
-        _, groups = self.top_down_path(lambda i, prior, posterior: posterior.sample(seed=self.next_seed()), features, training)
+        _, groups = self.top_down_path(lambda i, prior, posterior: distributions.sample_rows(posterior, self.next_seed()), features, training)
         terms = {}
         kls, penalties, log_ratios = [], [], []
         for i, (z, prior, posterior) in enumerate(groups, start=1):

@@ -42,6 +42,7 @@ class VAE(GenerativeModel):
         filters: channels of the default encoder's stride-2 convolutions, finest first (the default
             decoder mirrors them); None: `base_filters`, (32, 64), with stages added for larger images
             (`networks.stage_widths`).
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
         seed: seed of the reparameterisation noise.
 
     Example:
@@ -66,10 +67,11 @@ class VAE(GenerativeModel):
         beta=1.0,
         kl_warmup_epochs=0,
         filters=None,
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
-        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        super().__init__(image_shape=image_shape, mixed_precision=mixed_precision, seed=seed, **kwargs)
         if likelihood not in distributions.LIKELIHOODS:
             raise ValueError(f"Unknown likelihood {likelihood!r}; expected one of {distributions.LIKELIHOODS}.")
         # === Config ===
@@ -79,8 +81,8 @@ class VAE(GenerativeModel):
         self.kl_warmup_epochs = int(kl_warmup_epochs)
         self.filters = networks.resolve_widths(filters, self.image_shape, self.base_filters)
         # === Layers ===
-        self.encoder = encoder or networks.conv_encoder(self.image_shape, self.latent_dim, self.filters)
-        self.decoder = decoder or networks.conv_decoder(self.image_shape, self.latent_dim, self.filters[::-1])
+        self.encoder = encoder or networks.conv_encoder(self.image_shape, self.latent_dim, self.filters, dtype=self.network_dtype)
+        self.decoder = decoder or networks.conv_decoder(self.image_shape, self.latent_dim, self.filters[::-1], dtype=self.network_dtype)
         self.check_networks("encoder", "decoder")
         self.kl_weight = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.beta), trainable=False, name="kl_weight"
@@ -133,8 +135,8 @@ class VAE(GenerativeModel):
         and further terms, which become metrics when listed in `metric_names`.
         """
         posterior = self.posterior(images, labels, training=training)
-        # Reparameterised: tfd.Normal.sample is mean + scale * eps, differentiable in both.
-        z = posterior.sample(seed=self.next_seed())
+        # Reparameterised: mean + scale * eps, differentiable in both.
+        z = distributions.sample_rows(posterior, self.next_seed())
         log_ratio = self.prior().log_prob(z) - posterior.log_prob(z)
         return z, {"kl": self.kl_divergence(posterior, z), "log_ratio": log_ratio}
 

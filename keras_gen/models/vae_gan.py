@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
+from keras_gen import noise
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
 from keras_gen.models.gan import resolve_loss
@@ -86,6 +87,7 @@ class VAEGAN(VAE):
             (`networks.stage_widths`).
         discriminator_hidden_units: width of its dense layer before the score (0: none).
         feature_block: which of its convolution blocks gives the features, the paper's l (-1: the last).
+        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
         seed: seed of all the model's noise.
 
     Example:
@@ -132,6 +134,7 @@ class VAEGAN(VAE):
         discriminator_filters=None,
         discriminator_hidden_units=256,
         feature_block=-1,
+        mixed_precision=False,
         seed=None,
         **kwargs,
     ):
@@ -145,6 +148,7 @@ class VAEGAN(VAE):
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
             filters=filters,
+            mixed_precision=mixed_precision,
             seed=seed,
             **kwargs,
         )
@@ -161,7 +165,11 @@ class VAEGAN(VAE):
         # === Layers ===
         if discriminator is None:
             discriminator = networks.feature_discriminator(
-                self.image_shape, self.discriminator_filters, feature_block=self.feature_block, hidden_units=self.discriminator_hidden_units
+                self.image_shape,
+                self.discriminator_filters,
+                feature_block=self.feature_block,
+                hidden_units=self.discriminator_hidden_units,
+                dtype=self.network_dtype,
             )
         self.discriminator = discriminator
         self.check_networks("discriminator")
@@ -205,7 +213,8 @@ class VAEGAN(VAE):
         images = self.check_training_images(images)
         z, terms = self.latent_terms(images, labels, training=training)
         reconstruction = self.likelihood(z, labels, training=training)
-        prior_codes = self.prior().sample(tf.shape(images)[0], seed=self.next_seed())
+        prior, seed = self.prior(), self.next_seed()
+        prior_codes = noise.replica_rows(lambda count: prior.sample(count, seed=seed), tf.shape(images)[0])
         samples = self.likelihood(prior_codes, labels, training=training).mean()
         # One discriminator pass over the three batches (the default discriminator has no BatchNorm, so
         # an image's output does not depend on the others').
@@ -284,9 +293,7 @@ class VAEGAN(VAE):
         gradients = {name: tape.gradient(scaled[name], self.optimizer_variables(name)) for name, _, _, _ in UPDATES}
         del tape
         for name, _, _, norm in UPDATES:
-            optimizer = getattr(self, name)
-            optimizer.apply(gradients[name], self.optimizer_variables(name))
-            terms[norm] = self.gradient_norm(gradients[name], optimizer)
+            terms[norm] = self.minimise(getattr(self, name), gradients[name], self.optimizer_variables(name))
         return self.update_metrics(terms)
 
     def test_step(self, data):
