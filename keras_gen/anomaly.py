@@ -16,11 +16,10 @@ Example:
 0.75
 """
 
-import pathlib
-
 import keras_gen  # noqa: F401
 import numpy as np
-import tensorflow as tf
+
+from keras_gen.evaluation.client import ClientBuilt
 
 
 def _vector(values, name):
@@ -123,12 +122,12 @@ def detection_rates(scores, is_anomaly, threshold):
 
 
 # === Scoring models and exports ===
-class AnomalyScorer:
+class AnomalyScorer(ClientBuilt):
     """Anomaly scores and calibrated thresholds of a model, live or exported.
 
     Build one with `AnomalyScorer.from_model` (a zoo model with `anomaly_score` and `anomaly_threshold`
     endpoints, e.g. `keras_gen.models.AAE`), `from_export` (a SavedModel's signatures, with TensorFlow
-    alone) or `load` (either, from a path).
+    alone) or `load` (either, from a path); all three go through `keras_gen.evaluation.ModelClient`.
 
     Args:
         score_fn: images float32 [n, h, w, c] -> scores [n].
@@ -144,69 +143,33 @@ class AnomalyScorer:
     def score(self, images, batch_size=500):
         """Scores of `images` (float32 in [0, 1]), scored `batch_size` at a time."""
         images = np.asarray(images, np.float32)
-        parts = [np.asarray(self.score_fn(tf.constant(images[start : start + batch_size]))) for start in range(0, len(images), batch_size)]
+        parts = [np.asarray(self.score_fn(images[start : start + batch_size])) for start in range(0, len(images), batch_size)]
         return np.concatenate(parts) if parts else np.zeros([0], np.float32)
 
     def calibration(self, fpr):
         """(threshold, normal class) at false-positive rate `fpr`; the threshold is NaN for an uncalibrated
         model and the class -1 for one trained on all classes."""
-        thresholds, classes = self.threshold_fn(tf.constant([fpr], tf.float32))
+        thresholds, classes = self.threshold_fn(np.array([fpr], np.float32))
         return float(np.asarray(thresholds)[0]), int(np.asarray(classes)[0])
 
-    @staticmethod
-    def _check_signatures(names, where):
-        missing = [name for name in ("anomaly_score", "anomaly_threshold") if name not in names]
-        if missing:
-            raise ValueError(
-                f"{where} has no {' or '.join(missing)} endpoint, so it cannot score anomalies (an `aae` can); "
-                f"its endpoints: {', '.join(sorted(names))}."
-            )
-
     @classmethod
-    def from_model(cls, model, name=None):
-        endpoints = {endpoint.name: endpoint for endpoint in model.serving_endpoints()}
-        cls._check_signatures(endpoints, type(model).__name__)
-        score = tf.function(endpoints["anomaly_score"].fn, input_signature=endpoints["anomaly_score"].input_signature)
-        threshold = endpoints["anomaly_threshold"]
-
-        def threshold_fn(fpr):
-            outputs = threshold.fn(fpr)
-            return outputs["threshold"], outputs["normal_class"]
-
-        name = name or getattr(model, "zoo_name", type(model).__name__)
-        return cls(lambda images: score(images)["score"], threshold_fn, name=name)
-
-    @classmethod
-    def from_export(cls, path, name=None):
-        from keras_gen import export
-
-        version_dir = export.latest_version_dir(path)
-        loaded = tf.saved_model.load(str(version_dir))
-        cls._check_signatures(loaded.signatures, str(version_dir))
-        score = loaded.signatures["anomaly_score"]
-        threshold = loaded.signatures["anomaly_threshold"]
+    def from_client(cls, client, name=None):
+        client.require(["anomaly_score", "anomaly_threshold"], "it cannot score anomalies (an `aae` can)")
 
         def score_fn(images):
-            return score(images=images)["score"]
+            return client("anomaly_score", images=images)["score"]
 
         def threshold_fn(fpr):
-            outputs = threshold(fpr=fpr)
+            outputs = client("anomaly_threshold", fpr=fpr)
             return outputs["threshold"], outputs["normal_class"]
 
-        score_fn.loaded = loaded  # keeps the SavedModel's variables alive as long as the scorer
-        return cls(score_fn, threshold_fn, name=name or pathlib.Path(version_dir).parent.name)
+        score_fn.client = client  # keeps a SavedModel's variables alive as long as the scorer
+        return cls(score_fn, threshold_fn, name=name or client.name)
 
     @classmethod
     def load(cls, path, name=None):
-        """From an export folder (`<export_dir>/<model>[/<version>]`) or a `.keras` checkpoint."""
-        path = pathlib.Path(path)
-        if path.is_file() and path.suffix == ".keras":
-            from keras_gen.checkpoints import load_checkpoint
-
-            return cls.from_model(load_checkpoint(path), name=name or str(path))
-        if path.is_dir():
-            return cls.from_export(path, name=name or str(path))
-        raise FileNotFoundError(f"{path} is neither a .keras checkpoint nor an export folder (<export_dir>/<model>[/<version>]).")
+        """From an export folder (`<export_dir>/<model>[/<version>]`) or a `.keras` checkpoint; named by its path."""
+        return super().load(path, name=name or str(path))
 
 
 # === The one-class protocol ===

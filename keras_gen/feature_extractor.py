@@ -1,16 +1,20 @@
-"""The Fashion-MNIST classifier whose penultimate features embed images for `keras_gen.evaluation`.
+"""The project's feature classifier: a small CNN whose penultimate features embed images for
+`keras_gen.evaluation` (the `fashion_mnist` and `classifier:PATH` feature spaces).
 
-Inception-v3 FID cannot be computed offline (its weights are a download, and it would need the 28x28
-grey images blown up to 299x299 RGB). The zoo's metrics therefore use this small CNN, trained
-by the project on Fashion-MNIST: its 128-d `embedding` layer (the one before the class logits) is the
-feature space of the Fréchet distance, KID and precision/recall. Numbers computed in it are comparable
-with each other, and NOT with Inception FIDs published elsewhere.
+Its 128-d `embedding` layer (the one before the class logits) is the feature space of the Fréchet
+distance, KID and precision/recall. Numbers computed in it are comparable with each other, and NOT with
+Inception FIDs published elsewhere (`--features inception` gives those, when its weights are here).
 
-Its weights ship inside the package (`keras_gen/assets/fashion_classifier.weights.h5`, 1.2 MB) beside
-a manifest (`fashion_classifier.json`) that records their sha256, the test accuracy and how they were
-made; `load_classifier()` refuses weights whose hash does not match. Retraining is one command:
+The Fashion-MNIST classifier's weights ship inside the package (`keras_gen/assets/fashion_classifier.weights.h5`,
+1.2 MB) beside a manifest (`fashion_classifier.json`) that records their sha256, the test accuracy and how
+they were made; `load_classifier()` refuses weights whose hash does not match. Training one, for
+Fashion-MNIST or for any labeled source, is one command:
 
-    .venv/bin/python -m keras_gen.feature_extractor [--epochs 20] [--out-dir keras_gen/assets]
+    .venv/bin/python -m keras_gen.feature_extractor [--data tfds:cifar10] [--epochs 20] [--out-dir DIR]
+
+which writes `feature_classifier.weights.h5` and `feature_classifier.json` (sha256, dataset, test
+accuracy) into DIR (default: keras_gen/assets for Fashion-MNIST, else feature_classifiers/<dataset>);
+`keras-gen evaluate samples ... --features classifier:DIR` then reads images through it.
 
 Example:
 
@@ -28,6 +32,7 @@ import pathlib
 import platform
 import sys
 import time
+import warnings
 
 import keras_gen  # noqa: F401
 import keras
@@ -38,6 +43,9 @@ from keras import layers
 ASSETS_DIR = pathlib.Path(__file__).resolve().parent / "assets"
 WEIGHTS_NAME = "fashion_classifier.weights.h5"
 MANIFEST_NAME = "fashion_classifier.json"
+# What `train_classifier` writes for a dataset other than the shipped Fashion-MNIST one.
+TRAINED_WEIGHTS_NAME = "feature_classifier.weights.h5"
+TRAINED_MANIFEST_NAME = "feature_classifier.json"
 IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 EMBEDDING_DIM = 128
@@ -100,127 +108,189 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def manifest_path(path=ASSETS_DIR):
+    """The manifest a classifier folder (or a manifest file itself) holds: `feature_classifier.json`, or the
+    shipped `fashion_classifier.json`."""
+    path = pathlib.Path(path).expanduser()
+    if path.is_file():
+        return path
+    for name in (TRAINED_MANIFEST_NAME, MANIFEST_NAME):
+        if (path / name).is_file():
+            return path / name
+    raise FeatureExtractorError(
+        f"No classifier manifest in {path} (looked for {TRAINED_MANIFEST_NAME} and {MANIFEST_NAME}). Train one with "
+        "`python -m keras_gen.feature_extractor --data SOURCE --out-dir DIR` and pass DIR, or reinstall keras_gen for the shipped one."
+    )
+
+
 def read_manifest(assets_dir=ASSETS_DIR):
-    """The manifest of the shipped weights: sha256, test accuracy, training settings and command."""
-    path = pathlib.Path(assets_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise FeatureExtractorError(
-            f"No classifier manifest at {path}. Reinstall keras_gen, or retrain the classifier with "
-            "`python -m keras_gen.feature_extractor`."
-        )
-    return json.loads(path.read_text())
+    """The manifest of a classifier's weights: sha256, test accuracy, dataset, training settings and command."""
+    path = manifest_path(assets_dir)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FeatureExtractorError(f"{path} is not a readable classifier manifest ({error}); retrain the classifier to write a new one.") from None
 
 
 def load_classifier(assets_dir=ASSETS_DIR):
-    """Builds the classifier and loads the shipped weights after checking their sha256.
+    """Builds the classifier and loads its weights after checking their sha256 against the manifest.
 
     Args:
-        assets_dir: folder holding `fashion_classifier.weights.h5` and `fashion_classifier.json`.
+        assets_dir: folder holding the weights and the manifest (`feature_classifier.*`, or the shipped
+            `fashion_classifier.*`), or the manifest file itself.
 
     Returns:
         The `fashion_classifier()` Keras model with its trained weights.
 
     Raises:
-        FeatureExtractorError: the weights are missing, or their hash differs from the manifest's.
+        FeatureExtractorError: the weights are missing, their hash differs from the manifest's, or they do
+            not fit the architecture the manifest describes.
     """
-    assets_dir = pathlib.Path(assets_dir)
-    manifest = read_manifest(assets_dir)
-    weights = assets_dir / WEIGHTS_NAME
+    manifest_file = manifest_path(assets_dir)
+    manifest = read_manifest(manifest_file)
+    weights = manifest_file.parent / manifest.get("weights", WEIGHTS_NAME)
     if not weights.is_file():
         raise FeatureExtractorError(
             f"No classifier weights at {weights}. Reinstall keras_gen, or retrain them with "
             "`python -m keras_gen.feature_extractor`."
         )
     actual = sha256_of(weights)
-    if actual != manifest["sha256"]:
+    if actual != manifest.get("sha256"):
         raise FeatureExtractorError(
-            f"{weights} has sha256 {actual}, but {MANIFEST_NAME} records {manifest['sha256']}: the file is "
+            f"{weights} has sha256 {actual}, but {manifest_file.name} records {manifest.get('sha256')}: the file is "
             "corrupt or from another training run. Reinstall keras_gen, or retrain with "
             "`python -m keras_gen.feature_extractor` (which writes both files)."
         )
     classifier = fashion_classifier(
         tuple(manifest.get("image_shape", IMAGE_SHAPE)), manifest.get("num_classes", NUM_CLASSES), manifest.get("embedding_dim", EMBEDDING_DIM)
     )
-    classifier.load_weights(weights)
+    try:
+        load_weights_strictly(classifier, weights)
+    except Exception as error:  # noqa: BLE001  (h5py, Keras and zip errors all mean: not these weights)
+        raise FeatureExtractorError(
+            f"{weights} (sha256 {actual}) does not fit the classifier its manifest describes ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). Retrain with `python -m keras_gen.feature_extractor`, "
+            "which writes matching weights and manifest."
+        ) from None
     return classifier
 
 
-def check_images(images, image_shape=IMAGE_SHAPE):
+def load_weights_strictly(model, path):
+    """`model.load_weights(path)`, failing where Keras would only warn that it skipped part of the file
+    (and leave those layers at their initial weights)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(str(path))
+    skipped = [str(warning.message) for warning in caught if "skipping" in str(warning.message).lower() or "could not be loaded" in str(warning.message)]
+    for warning in caught:
+        if str(warning.message) not in skipped:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if skipped:
+        raise ValueError(f"Keras loaded only part of the file ({skipped[0].splitlines()[0]})")
+
+
+def check_images(images, image_shape=IMAGE_SHAPE, reader="The Fashion-MNIST classifier"):
     """Float32 images [n, *image_shape] in [0, 1], or a FeatureExtractorError saying what to do."""
     images = np.asarray(images)
     if images.dtype == np.uint8:
-        raise FeatureExtractorError("The classifier reads float images in [0, 1], got uint8 pixels: divide by 255 first.")
+        raise FeatureExtractorError(f"{reader} reads float images in [0, 1], got uint8 pixels: divide by 255 first.")
     if images.ndim == 3 and tuple(images.shape[1:]) == tuple(image_shape[:2]):
         images = images[..., None]
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
         raise FeatureExtractorError(
-            f"The Fashion-MNIST classifier reads images [n, {', '.join(map(str, image_shape))}], got {images.shape}. "
-            "Evaluate models trained on 28x28x1 Fashion-MNIST, or pass your own feature model."
+            f"{reader} reads images [n, {', '.join(map(str, image_shape))}], got {images.shape}. Use a feature space "
+            "made for the model's images: --features inception (any size), or --features classifier:DIR with a classifier "
+            "trained on the model's dataset (`python -m keras_gen.feature_extractor --data SOURCE`)."
         )
     return images.astype(np.float32, copy=False)
 
 
 # === Training (one command) ===
-def _augment(images, seeds):
-    # Random horizontal flips and shifts of up to 2 pixels: clothes are left-right symmetric and never
-    # perfectly centred, and both regularise a small CNN for a point or so of test accuracy.
+def _augment(images, seeds, flips=True):
+    # Random horizontal flips and shifts of up to 2 pixels: clothes (and most photographs) are left-right
+    # symmetric and never perfectly centred, and both regularise a small CNN for a point or so of test accuracy.
     def one(args):
         image, seed = args
-        image = tf.image.stateless_random_flip_left_right(image, seed=seed)
+        if flips:
+            image = tf.image.stateless_random_flip_left_right(image, seed=seed)
         padded = tf.pad(image, [[2, 2], [2, 2], [0, 0]])
         return tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed + 1)
 
     return tf.map_fn(one, (images, seeds), fn_output_signature=tf.float32)
 
 
-def training_datasets(batch_size, seed, validation_size=5000, source_dir=None, data_dir=None):
-    """(train, validation, test) tf.data pipelines of (images in [0, 1], labels); train is augmented."""
-    from keras_gen import data
+def training_datasets(batch_size, seed, validation_size=5000, data="fashion_mnist", image_size=None, channels=None, flips=True, **source_options):
+    """(train, validation, test, info) of a labeled source: tf.data pipelines of (images in [0, 1], labels),
+    the training one augmented, and the `DatasetInfo`. `source_options` go to `data.open_source`."""
+    from keras_gen import data as data_lib
 
-    splits = data.load_fashion_mnist(source_dir=source_dir, data_dir=data_dir)
-    (train_x, train_y), (valid_x, valid_y) = data.split_train_validation(*splits["train"], validation_size, seed)
-    test_x, test_y = splits["test"]
-
-    def scaled(x, y):
-        return tf.cast(x, tf.float32) / 255.0, y
-
-    train = tf.data.Dataset.from_tensor_slices((train_x, train_y)).shuffle(len(train_x), seed=seed, reshuffle_each_iteration=True)
-    train = train.batch(batch_size, drop_remainder=True).map(scaled)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2 * batch_size)
-    train = tf.data.Dataset.zip(train, seeds).map(
-        lambda batch, s: (_augment(batch[0], tf.reshape(s, [-1, 2])), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
+    source = data_lib.open_source(data, **source_options) if isinstance(data, str) else data
+    if source.class_names is None:
+        raise data_lib.DataError(f"{source.name} has no labels, and the feature classifier learns them; use a labeled source (for a folder: one sub-folder per class).")
+    splits = data_lib.load_datasets(
+        source, batch_size=batch_size, preprocessing="scale", validation_size=validation_size, seed=seed, with_labels=True,
+        image_size=image_size, channels=channels,
     )
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2 * batch_size)
+    train = tf.data.Dataset.zip(splits["train"], seeds).map(
+        lambda batch, s: (_augment(batch[0], tf.reshape(s, [-1, 2]), flips), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    validation = splits["validation"]
+    return train.prefetch(tf.data.AUTOTUNE), None if validation is None else validation.prefetch(2), splits["test"].prefetch(2), splits["info"]
 
-    def plain(x, y):
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(512).map(scaled)
 
-    return train.prefetch(tf.data.AUTOTUNE), plain(valid_x, valid_y).prefetch(2), plain(test_x, test_y).prefetch(2)
+def default_out_dir(data):
+    """Where `train_classifier` writes: the package's assets for Fashion-MNIST, else feature_classifiers/<dataset>."""
+    if data == "fashion_mnist":
+        return ASSETS_DIR
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(data).replace(":", "_")).strip("_.")
+    return pathlib.Path("feature_classifiers") / slug
 
 
-def train_classifier(epochs=20, batch_size=128, learning_rate=2e-3, seed=0, out_dir=ASSETS_DIR, max_minutes=None, source_dir=None, data_dir=None, verbose=2):
-    """Trains the classifier on Fashion-MNIST and writes its weights and manifest to `out_dir`.
+def train_classifier(
+    epochs=20, batch_size=128, learning_rate=2e-3, seed=0, out_dir=None, max_minutes=None, source_dir=None, data_dir=None, verbose=2,
+    data="fashion_mnist", image_size=None, channels=None, validation_size=5000, flips=True,
+):
+    """Trains the classifier on a labeled source and writes its weights and manifest to `out_dir`.
 
-    Adam with a cosine-decayed learning rate, augmented training images, 5000 training images held out
-    for validation; the test set is evaluated once at the end and recorded in the manifest.
+    Adam with a cosine-decayed learning rate, augmented training images (shifts of up to 2 pixels, and
+    horizontal flips unless `flips` is False), `validation_size` training images held out for validation
+    (or the source's own validation split); the test set is evaluated once at the end and recorded.
 
     Args:
         epochs: passes over the training set.
         batch_size: batch size.
         learning_rate: initial learning rate.
         seed: seed of the split, the shuffle, the augmentation and the initial weights.
-        out_dir: folder to write `fashion_classifier.weights.h5` and `fashion_classifier.json` into.
+        out_dir: folder to write the weights and manifest into (None: `default_out_dir(data)`). The shipped
+            Fashion-MNIST folder keeps its `fashion_classifier.*` names; any other gets `feature_classifier.*`.
         max_minutes: stop after the first epoch that ends past this wall-clock budget (None: no cap).
         source_dir: Fashion-MNIST IDX folder (see `keras_gen.data`).
         data_dir: TFDS data folder (see `keras_gen.data`).
         verbose: `fit`'s verbosity.
+        data: the labeled source (`fashion_mnist`, `tfds:NAME`, `folder:DIR`).
+        image_size: (height, width) to fit the images to (None: the source's; both divisible by 4).
+        channels: 1 or 3 to convert the images to (None: the source's).
+        validation_size: training images held out for validation when the source has no validation split.
+        flips: augment with horizontal flips (leave off for data where a flip changes the class, e.g. digits).
 
     Returns:
         The manifest dict that was written.
     """
     keras.utils.set_random_seed(seed)
-    train, validation, test = training_datasets(batch_size, seed, source_dir=source_dir, data_dir=data_dir)
-    steps = int(train.cardinality().numpy())
-    classifier = fashion_classifier()
+    out_dir = pathlib.Path(default_out_dir(data) if out_dir is None else out_dir)
+    train, validation, test, info = training_datasets(
+        batch_size, seed, validation_size, data=data, image_size=image_size, channels=channels, flips=flips, source_dir=source_dir, data_dir=data_dir
+    )
+    shape = tuple(info.image_shape)
+    if shape[0] % 4 or shape[1] % 4:
+        raise FeatureExtractorError(f"The classifier needs a height and width divisible by 4, got {shape}; pass --image-size (e.g. 32).")
+
+    def build():
+        return fashion_classifier(shape, info.num_classes)
+
+    classifier = build()
+    steps = max(1, info.split_sizes.get("train", 0) // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps)
     classifier.compile(
         optimizer=keras.optimizers.Adam(schedule),
@@ -239,48 +309,72 @@ def train_classifier(epochs=20, batch_size=128, learning_rate=2e-3, seed=0, out_
     history = classifier.fit(train, validation_data=validation, epochs=epochs, callbacks=[Deadline()], verbose=verbose)
     minutes = (time.monotonic() - started) / 60.0
     _, test_accuracy = classifier.evaluate(test, verbose=0)
-    out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / WEIGHTS_NAME
+    shipped_names = out_dir.resolve() == ASSETS_DIR.resolve()
+    weights_name, manifest_name = (WEIGHTS_NAME, MANIFEST_NAME) if shipped_names else (TRAINED_WEIGHTS_NAME, TRAINED_MANIFEST_NAME)
+    weights = out_dir / weights_name
     # An uncompiled copy: the compiled model's file would also hold Adam's two moments (3x the size).
-    shipped = fashion_classifier()
+    shipped = build()
     shipped.set_weights(classifier.get_weights())
     shipped.save_weights(weights)
+    val_accuracy = history.history.get("val_accuracy")
     manifest = {
         "sha256": sha256_of(weights),
+        "weights": weights_name,
+        "dataset": info.to_dict(),
         "test_accuracy": round(float(test_accuracy), 4),
-        "validation_accuracy": round(float(history.history["val_accuracy"][-1]), 4),
+        "validation_accuracy": None if not val_accuracy else round(float(val_accuracy[-1]), 4),
         "epochs_run": len(history.history["loss"]),
-        "image_shape": list(IMAGE_SHAPE),
-        "num_classes": NUM_CLASSES,
+        "image_shape": list(shape),
+        "num_classes": info.num_classes,
         "embedding_dim": EMBEDDING_DIM,
         "embedding_layer": EMBEDDING_LAYER,
-        "settings": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "max_minutes": max_minutes},
+        "settings": {
+            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "max_minutes": max_minutes,
+            "validation_size": validation_size, "flips": flips,
+        },
         "train_minutes": round(minutes, 1),
         "trained_on": f"{platform.machine()}, {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, Keras {keras.__version__}",
         "date": datetime.date.today().isoformat(),
         "command": "python -m keras_gen.feature_extractor " + " ".join(sys.argv[1:]),
     }
-    (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    (out_dir / manifest_name).write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest["out_dir"] = str(out_dir)
     return manifest
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Retrain the Fashion-MNIST feature classifier behind keras_gen.evaluation.")
+    from keras_gen.cli import parse_image_size
+    from keras_gen.data import DataError
+
+    parser = argparse.ArgumentParser(description="Train the feature classifier behind keras_gen.evaluation's fashion_mnist and classifier:DIR feature spaces.")
+    parser.add_argument("--data", default="fashion_mnist", metavar="SOURCE", help="a labeled source: fashion_mnist (default), tfds:NAME or folder:DIR")
+    parser.add_argument("--image-size", type=parse_image_size, metavar="N|HxW", help="fit the images to this size (divisible by 4)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to greyscale (1) or RGB (3)")
+    parser.add_argument("--validation-size", type=int, default=5000, help="training images held out when the source has no validation split")
+    parser.add_argument("--no-flip", action="store_true", help="no horizontal flips in the augmentation (e.g. for digits)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-minutes", type=float, help="wall-clock cap; stops after the epoch that crosses it")
-    parser.add_argument("--out-dir", default=str(ASSETS_DIR), help=f"where the weights and manifest go (default: {ASSETS_DIR})")
+    parser.add_argument("--out-dir", help=f"where the weights and manifest go (default: {ASSETS_DIR} for fashion_mnist, else feature_classifiers/<dataset>)")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
+    parser.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: TFDS's)")
     args = parser.parse_args(argv)
-    manifest = train_classifier(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-        out_dir=args.out_dir, max_minutes=args.max_minutes, source_dir=args.data_dir,
-    )
+    try:
+        manifest = train_classifier(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+            out_dir=args.out_dir, max_minutes=args.max_minutes, source_dir=args.data_dir, data_dir=args.tfds_dir,
+            data=args.data, image_size=args.image_size, channels=args.channels, validation_size=args.validation_size, flips=not args.no_flip,
+        )
+    except (DataError, FeatureExtractorError) as error:
+        print(f"keras_gen.feature_extractor: error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(manifest, indent=2))
-    if manifest["test_accuracy"] < 0.93:
+    print(f"Test accuracy on {manifest['dataset']['name']}: {manifest['test_accuracy']:.4f} ({manifest['dataset']['split_sizes'].get('test', 0)} test images).")
+    print(f"Use it with: keras-gen evaluate samples EXPORT --features classifier:{manifest['out_dir']}")
+    if args.data == "fashion_mnist" and manifest["test_accuracy"] < 0.93:
         print(f"warning: test accuracy {manifest['test_accuracy']:.4f} is below the 0.93 the metrics call for.", file=sys.stderr)
         return 1
     return 0

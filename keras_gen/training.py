@@ -225,6 +225,9 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, *, logdir, export_d
         "dataset": datasets["info"].to_dict(),
     }
     (run_logdir / "run.json").write_text(json.dumps(settings, indent=2, default=str))
+    # Beside the checkpoints and in the export: what `keras-gen evaluate` reopens as the model's data.
+    record = data_lib.dataset_record(datasets["info"], recipe.data, train["seed"], source_dir=source_dir, data_dir=data_dir, classes=classes)
+    data_lib.write_record(record, run_checkpoints)
 
     resume = ResumeState(backup_dir)
     if restart:
@@ -281,7 +284,7 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, *, logdir, export_d
         )
     final_checkpoint = run_checkpoints / "model.keras"
     model.save(final_checkpoint)
-    export_path = export_lib.export_model(model, export_dir, model_name=recipe.name) if export else None
+    export_path = export_lib.export_model(model, export_dir, model_name=recipe.name, dataset=record) if export else None
     # Every worker keeps its resume state until the chief's export is published.
     distribute.barrier(strategy)
     result = {

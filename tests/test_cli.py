@@ -93,6 +93,20 @@ def test_export_then_sample_a_grid(trained):
     assert grid.shape == (2 * 28, 3 * 28, 1) and grid.max() > 0
 
 
+def test_training_records_its_dataset_beside_the_checkpoints_and_in_every_export(trained, tmp_path):
+    from keras_gen import data
+
+    root, _ = trained
+    run_dir = next(p for p in (root / "checkpoints" / "tiny").iterdir() if p.is_dir())
+    record = data.read_record(run_dir / "model.keras")
+    assert record["source"] == "fashion_mnist" and record["image_shape"] == [28, 28, 1] and record["channels"] == 1
+    assert len(record["class_names"]) == 10 and record["preprocessing"] == "binarize" and record["source_dir"] == str((root / "idx").resolve())
+    assert data.read_record(root / "exports" / "tiny" / "1") == record
+    # `keras-gen export` carries the record from beside the checkpoint into the export.
+    assert cli.main(["export", str(run_dir / "model.keras"), "--export-dir", str(tmp_path / "exports")]) == 0
+    assert data.read_record(next((tmp_path / "exports").glob("*/1"))) == record
+
+
 def test_bad_input_fails_cleanly_and_keeps_what_was_written(trained, tmp_path):
     root, _ = trained
     before = sorted(str(p) for p in root.rglob("*"))
@@ -303,7 +317,8 @@ def test_one_class_protocol_on_a_folder(colour_pngs, tmp_path, capsys):
     assert cli.main([*train, "--batch-size", "1"]) == 0
     capsys.readouterr()
     export = tmp_path / "exports" / "tiny_aae"
-    assert cli.main(["evaluate", str(export), "--anomaly", "--data", f"folder:{folder}"]) == 0
+    # The explicit mode; the older `evaluate PATH --anomaly` is tested above. The folder comes from the export's dataset record.
+    assert cli.main(["evaluate", "anomaly", str(export)]) == 0
     out = capsys.readouterr().out
     assert f"40 test images of folder:{folder}" in out and "2 2_Pullover" in out
 

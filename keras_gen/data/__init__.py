@@ -37,6 +37,12 @@ from keras_gen.data.fashion_mnist import FashionMnistIdx
 from keras_gen.data.fashion_mnist import find_source_dir
 from keras_gen.data.fashion_mnist import load_fashion_mnist
 from keras_gen.data.fashion_mnist import read_idx
+from keras_gen.data.record import RECORD_NAME
+from keras_gen.data.record import dataset_record
+from keras_gen.data.record import load_record_split
+from keras_gen.data.record import read_record
+from keras_gen.data.record import record_for_source
+from keras_gen.data.record import write_record
 
 
 def fashion_mnist_datasets(*, batch_size, source_dir=None, data_dir=None, **options):

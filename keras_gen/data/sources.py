@@ -248,18 +248,23 @@ def _count(examples, select, classes):
     return int(dataset.reduce(np.int64(0), lambda total, _: total + 1))
 
 
-def load_split_arrays(source="fashion_mnist", split="test", *, image_size=None, channels=None, center_crop=None, seed=0, validation_size=5000, test_size=None, limit=None, **source_options):
+def load_split_arrays(
+    source="fashion_mnist", split="test", *, image_size=None, channels=None, center_crop=None, seed=0, validation_size=5000, test_size=None, limit=None,
+    file_order=False, **source_options,
+):
     """One split of a source as uint8 images [n, H, W, C] and int64 labels [n] (-1 when unlabeled), in
     order: what evaluation protocols (e.g. one-class anomaly detection) and array pipelines score. The
     splits ("train" without its held-out images, "validation", "test") are the ones `load_datasets`
-    makes with the same options."""
+    makes with the same options. An in-memory source's "train" comes in the order of the seeded
+    validation carve, even with `validation_size` 0, unless `file_order` (then, with nothing held out,
+    in file order)."""
     if isinstance(source, str):
         source = open_source(source, **source_options)
     center_crop = pipeline.check_image_size(center_crop, "center_crop")
     shape = target_shape(source, image_size, channels, center_crop)
     if hasattr(source, "arrays"):
         images, labels = source.arrays("test" if split == "test" else "train")
-        if split != "test":
+        if split != "test" and not (file_order and split == "train" and not validation_size):
             train, validation = pipeline.split_train_validation(images, labels, validation_size, seed)
             images, labels = train if split == "train" else validation
         images, labels = (images, labels) if limit is None else (images[:limit], labels[:limit])
