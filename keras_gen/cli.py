@@ -1,4 +1,5 @@
-"""The `keras-gen` command: list recipes, train one, export a checkpoint, sample from an export, evaluate a VAE."""
+"""The `keras-gen` command: list recipes, train one, export a checkpoint, sample from an export, evaluate a VAE, and
+write what TF Serving needs (serving-config, request, describe)."""
 
 import argparse
 import pathlib
@@ -119,9 +120,19 @@ def set_normal_class(recipe, normal_class):
 def cmd_export(args):
     from keras_gen import export
     from keras_gen.checkpoints import load_checkpoint
+    from keras_gen.data import read_record
 
     model = load_checkpoint(args.checkpoint)
-    path = export.export_model(model, args.export_dir, model_name=args.name, version=args.version, max_serving_batch=args.max_serving_batch)
+    # The dataset record beside the checkpoint goes into the export, for `keras-gen evaluate`.
+    path = export.export_model(
+        model,
+        args.export_dir,
+        model_name=args.name,
+        version=args.version,
+        max_serving_batch=args.max_serving_batch,
+        dataset=read_record(args.checkpoint),
+        serving_batch=args.serving_batch,
+    )
     print(f"SavedModel: {path.resolve()}")
 
 
@@ -157,71 +168,207 @@ def cmd_sample(args):
     print(f"Wrote {len(images)} samples from {path} to {out}")
 
 
+def cmd_serving_config(args):
+    from google.protobuf import text_format
+
+    from keras_gen import export
+    from keras_gen import serving
+
+    root = pathlib.Path(args.export_root)
+    config = serving.model_server_config(root, policy=args.policy, labels=args.label, model_base=args.model_base)
+    out = pathlib.Path(args.out or root)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / serving.MODELS_CONFIG]
+    (out / serving.MODELS_CONFIG).write_text(text_format.MessageToString(config))
+    if args.batching:
+        curves = {}
+        for entry in config.model_config_list.config:
+            version_dir = export.latest_version_dir(root / entry.name)
+            curves[entry.name] = serving.latency_curve(version_dir, batch_sizes=serving.BATCHING_CURVE_SIZES, repeats=args.repeats)
+            medians = ", ".join(f"{size}: {sorted(times)[len(times) // 2] * 1e3:.2f}" for size, times in curves[entry.name].items())
+            print(f"{entry.name} (version {version_dir.name}) serving_default median ms by batch size: {medians}")
+        parameters = serving.batching_parameters(curves, num_batch_threads=args.batch_threads)
+        (out / serving.BATCHING_CONFIG).write_text(text_format.MessageToString(parameters))
+        written.append(out / serving.BATCHING_CONFIG)
+    for path in written:
+        print(f"Wrote {path}")
+    if out.resolve() != root.resolve():
+        print(f"Copy them into {root}, which the container mounts as {args.model_base}:")
+    print(serving.docker_command(root, batching=args.batching, model_base=args.model_base))
+
+
+def cmd_request(args):
+    from keras_gen import export
+    from keras_gen import serving
+
+    version_dir = export.latest_version_dir(args.export)
+    signatures = serving.read_signatures(version_dir)
+    if args.signature not in signatures:
+        raise ValueError(f"{version_dir} has no signature {args.signature!r}; it has: {', '.join(signatures)}.")
+    if args.batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {args.batch}.")
+    inputs = signatures[args.signature]["inputs"]
+    images = None
+    if args.image:
+        by_name = {tensor.name: tensor for tensor in inputs}
+        if "images" not in by_name:
+            raise ValueError(f"--image is for signatures with an `images` input; {args.signature} takes {', '.join(by_name) or 'none'}.")
+        images = serving.read_png_images(args.image, by_name["images"].shape[1:])
+    values = serving.example_inputs(inputs, args.batch, seed=args.seed, label=args.label, images=images)
+    model_name = args.model_name or version_dir.parent.name
+    print(serving.request_body(args.signature, values, args.format, model_name))
+
+
+def cmd_describe(args):
+    from keras_gen import serving
+
+    print(serving.signature_table(args.export))
+
+
+EVALUATION_MODES = ("samples", "likelihood", "anomaly")
+
+
+def evaluation_mode(args):
+    """(mode, paths) of `keras-gen evaluate MODE PATH...`. The older spelling without a mode (`keras-gen
+    evaluate PATH [--anomaly] [--num-samples N]`) still works: the mode is taken from the flags and the
+    path, and a note names the explicit spelling."""
+    first, rest = args.target[0], list(args.target[1:])
+    if first in EVALUATION_MODES:
+        if not rest:
+            raise ValueError(f"`keras-gen evaluate {first}` needs a model: a .keras checkpoint or an export folder.")
+        if args.anomaly and first != "anomaly":
+            raise ValueError(f"--anomaly is the old spelling of `keras-gen evaluate anomaly`; it cannot go with `evaluate {first}`.")
+        return first, rest
+    paths = list(args.target)
+    if args.anomaly:
+        mode = "anomaly"
+    elif pathlib.Path(first).is_dir() or args.num_samples is not None:
+        mode = "samples"
+    else:
+        mode = "likelihood"
+    print(f"keras-gen: note: say the mode: `keras-gen evaluate {mode} {' '.join(paths)} ...` (the spelling without it guesses from the flags and the path).", file=sys.stderr)
+    return mode, paths
+
+
+def evaluation_record(args, recorded, image_shape, where):
+    """The dataset a model is evaluated on: --data SOURCE (fitted to --image-size/--channels, else to the
+    model's images), else the record beside the checkpoint or in the export, else Fashion-MNIST for a
+    28x28x1 model (the zoo's default before records were written); any other is a DataError."""
+    from keras_gen import data
+
+    if args.data:
+        shape = list(image_shape) if image_shape is not None else None
+        if shape is not None and args.image_size:
+            shape[:2] = args.image_size
+        if shape is not None and args.channels:
+            shape[2] = args.channels
+        return data.record_for_source(args.data, shape, source_dir=args.data_dir, data_dir=args.tfds_dir)
+    if recorded is not None:
+        return recorded
+    if image_shape is not None and tuple(image_shape) == (28, 28, 1):
+        print(f"Note: {where} has no dataset record (written by keras-gen train since issue 16); evaluating on Fashion-MNIST. Pass --data SOURCE for another.")
+        return data.record_for_source("fashion_mnist", source_dir=args.data_dir, data_dir=args.tfds_dir)
+    raise data.DataError(
+        f"{where} records no dataset (no {data.RECORD_NAME} beside the checkpoint or in the export's assets.extra/), and its "
+        f"images are {list(image_shape) if image_shape is not None else 'of unknown shape'}; pass the data it was trained on with "
+        "--data SOURCE (fashion_mnist, tfds:NAME, folder:DIR), and --image-size / --channels as in training."
+    )
+
+
+def dataset_label(record):
+    return "Fashion-MNIST" if record["source"] == "fashion_mnist" else record["source"]
+
+
 def cmd_evaluate(args):
+    mode, paths = evaluation_mode(args)
+    if mode != "anomaly" and len(paths) > 1:
+        raise ValueError(
+            f"Several models ({', '.join(paths)}) are only evaluated together with --anomaly (`keras-gen evaluate anomaly PATH...`); pass one."
+        )
+    return {"samples": cmd_evaluate_samples, "likelihood": cmd_evaluate_likelihood, "anomaly": cmd_evaluate_anomaly}[mode](args, paths)
+
+
+def cmd_evaluate_likelihood(args, paths):
     import time
 
     import keras
+    import numpy as np
 
     from keras_gen import data
     from keras_gen import evaluation
     from keras_gen.checkpoints import load_checkpoint
 
-    if args.anomaly:
-        return cmd_evaluate_anomaly(args)
-    if args.more:
-        raise ValueError(f"Several models ({args.checkpoint}, {', '.join(args.more)}) are only evaluated together with --anomaly; pass one.")
-    checkpoint = pathlib.Path(args.checkpoint)
-    if checkpoint.is_dir() or args.num_samples is not None:
-        # An export folder, or sample quality asked for: the FD/KID/precision/recall table instead.
-        return cmd_evaluate_samples(args)
+    checkpoint = pathlib.Path(paths[0])
+    if checkpoint.is_dir():
+        raise ValueError(
+            f"{checkpoint} is a folder; the likelihood bounds need the model itself: pass its .keras checkpoint "
+            "(checkpoints/<recipe>/<run>/model.keras). For an export's sample quality: `keras-gen evaluate samples`."
+        )
     for flag, value in (("--iwae-k", args.iwae_k), ("--batch-size", args.batch_size), ("--num-images", args.num_images)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}.")
     model = load_checkpoint(checkpoint)
     evaluation.check_latent_variable_model(model)
-    preprocessing = evaluation.likelihood_preprocessing(model)
-    test = evaluation.fashion_mnist_test_set(
-        preprocessing, args.batch_size, args.num_images, seed=args.seed, source_dir=args.data_dir, data_dir=args.tfds_dir
+    record = evaluation_record(args, data.read_record(checkpoint), getattr(model, "image_shape", None), checkpoint)
+    split = args.reference or "test"
+    test, how = evaluation.likelihood_test_set(
+        model, record, args.batch_size, args.num_images, seed=args.seed, split=split, source_dir=args.data_dir, data_dir=args.tfds_dir
     )
     # Keeps one pass at about 2,000 decoded images, whatever the batch size.
     chunk_size = max(1, min(args.iwae_k, 2000 // args.batch_size))
     started = time.perf_counter()
     result = evaluation.evaluate_likelihood(model, test, num_samples=args.iwae_k, chunk_size=chunk_size, seed=args.seed)
     seconds = time.perf_counter() - started
-    kind = "binarised once with seed" if preprocessing == "binarize" else "scaled to [0, 1]; importance-sample seed"
     print(f"{getattr(model, 'zoo_name', type(model).__name__)} from {checkpoint}")
-    print(f"Fashion-MNIST test set: {result['num_images']} images, {kind} {args.seed}; k = {args.iwae_k} importance samples; {seconds:.0f} s")
+    print(
+        f"{dataset_label(record)} {split} set: {result['num_images']} images, {how}; k = {args.iwae_k} importance samples "
+        f"(seed {args.seed}); {seconds:.0f} s"
+    )
     print(f"ELBO        {result['elbo']:9.2f} nats per image  (negative ELBO {result['negative_elbo']:.2f})")
     print(
         f"IWAE bound  {result['iwae']:9.2f} nats per image  "
         f"(test NLL <= {result['nll_bound']:.2f} +- {result['iwae_stderr']:.2f} standard error over images)"
     )
-    if hasattr(model, "components"):
-        counts = evaluation.mixture_components(model, test)
+    if evaluation.likelihood_preprocessing(model) != "binarize":
+        dims = int(np.prod(model.image_shape))
+        preprocessing = record.get("preprocessing") if record.get("preprocessing") in evaluation.likelihood.RANGE_WIDTH else "scale"
+        print(
+            f"Bits per dim {evaluation.bits_per_dim(result['nll_bound'], dims, preprocessing):8.3f}  (IWAE; ELBO "
+            f"{evaluation.bits_per_dim(result['negative_elbo'], dims, preprocessing):.3f}): an upper bound on the 8-bit images' "
+            f"NLL, -log p(x) + {dims} log {256 / evaluation.likelihood.RANGE_WIDTH[preprocessing]:g} nats over {dims} values, in bits"
+        )
+    class_names = record.get("class_names")
+    if hasattr(model, "components") and class_names:
+        counts = evaluation.mixture_components(model, test, num_classes=len(class_names))
         weights = keras.ops.convert_to_numpy(keras.ops.softmax(model.mixture_logits))
         print("Mixture components (test images whose code falls in each, and the most common class there):")
         print(f"  {'component':>9}  {'weight':>6}  {'images':>6}  top class")
         for component, row in enumerate(counts):
             top = int(row.argmax())
-            share = f"{data.CLASS_NAMES[top]} ({row[top] / row.sum():.0%})" if row.sum() else "-"
+            share = f"{class_names[top]} ({row[top] / row.sum():.0%})" if row.sum() else "-"
             print(f"  {component:>9}  {weights[component]:>6.3f}  {int(row.sum()):>6}  {share}")
 
 
-def cmd_evaluate_anomaly(args):
+def cmd_evaluate_anomaly(args, paths):
     import time
 
     from keras_gen import anomaly
+    from keras_gen import data
+    from keras_gen import evaluation
 
     if not 0.0 <= args.fpr < 1.0:
         raise ValueError(f"--fpr must be in [0, 1), got {args.fpr}.")
-    paths = [args.checkpoint, *args.more]
     started = time.perf_counter()
-    from keras_gen import data
-
     # Every model first, so that a missing or damaged one stops the command before the data are read.
-    scorers = [anomaly.AnomalyScorer.load(path) for path in paths]
-    source = data.open_source(args.data, source_dir=args.data_dir, data_dir=args.tfds_dir)
-    images, labels = anomaly.test_set(source, args.num_images, image_size=args.image_size, channels=args.channels)
+    clients = [evaluation.ModelClient.load(path) for path in paths]
+    scorers = [anomaly.AnomalyScorer.from_client(client, name=str(path)) for client, path in zip(clients, paths)]
+    recorded = clients[0].dataset or {}
+    source_name = args.data or recorded.get("source") or "fashion_mnist"
+    fitting = {} if args.data else {"image_size": recorded.get("image_size"), "channels": recorded.get("channels")}
+    fitting = {key: value for key, value in fitting.items() if value}
+    fitting.update({key: value for key, value in (("image_size", args.image_size), ("channels", args.channels)) if value})
+    source = data.open_source(source_name, source_dir=args.data_dir or recorded.get("source_dir"), data_dir=args.tfds_dir or recorded.get("tfds_dir"))
+    images, labels = anomaly.test_set(source, args.num_images, **fitting)
     rows = [anomaly.evaluate_one_class(scorer, images, labels, fpr=args.fpr) for scorer in scorers]
     print(f"One-class anomaly detection on {len(images)} test images of {source.name}: each model's normal class against the other classes.")
     print(f"Threshold: the score above which {args.fpr:g} of the model's held-out normal images lie (set when it was calibrated).")
@@ -238,31 +385,70 @@ def cmd_evaluate_anomaly(args):
     print(f"{time.perf_counter() - started:.0f} s")
 
 
-def cmd_evaluate_samples(args):
+def default_feature_space(record):
+    """`--features` left out: the shipped classifier for Fashion-MNIST; any other dataset must choose."""
+    from keras_gen.feature_extractor import FeatureExtractorError
+
+    if record["source"] == "fashion_mnist":
+        return "fashion_mnist"
+    raise FeatureExtractorError(
+        f"Choose the feature space for {record['source']} (the default, the shipped classifier, is Fashion-MNIST's): "
+        "--features inception (the standard FID features; needs Inception-v3's weights, see --feature-weights) or "
+        f"--features classifier:DIR with a classifier trained on it (`python -m keras_gen.feature_extractor --data {record['source']}`)."
+    )
+
+
+def cmd_evaluate_samples(args, paths):
     import time
+
+    import numpy as np
 
     from keras_gen import evaluation
 
     num_samples = evaluation.DEFAULT_METRIC_SAMPLES if args.num_samples is None else args.num_samples
     if num_samples < 2:
         raise ValueError(f"--num-samples must be at least 2, got {num_samples}.")
-    sampler = evaluation.Sampler.load(args.checkpoint)
     started = time.perf_counter()
-    quality = evaluation.SampleQuality(reference="test", source_dir=args.data_dir, data_dir=args.tfds_dir)
+    if args.features is None and args.feature_weights is not None:
+        raise ValueError("--feature-weights goes with --features inception.")
+    # A named feature space is built before the model is read, so that a bad name or weights file stops the command at once.
+    space = evaluation.feature_space(args.features, weights=args.feature_weights) if args.features else None
+    sampler = evaluation.Sampler.load(paths[0])
+    if num_samples < evaluation.KID_MIN_SUBSET_SIZE:
+        raise ValueError(f"--num-samples must be at least {evaluation.KID_MIN_SUBSET_SIZE} for KID and precision/recall, got {num_samples}.")
+    probe = sampler(np.array([args.seed]), np.array([0]) if sampler.conditional else None)
+    shape = tuple(probe.shape[1:])
+    record = evaluation_record(args, sampler.dataset, shape, paths[0])
+    space = space or evaluation.feature_space(default_feature_space(record))
+    if space.image_shape is not None:
+        space.check(probe)  # a space that cannot read the samples says so before the real images are read
+    split = args.reference or "test"
+    quality = evaluation.SampleQuality(space, reference=split, dataset=record, source_dir=args.data_dir, data_dir=args.tfds_dir)
     result = quality.evaluate(sampler, num_samples=num_samples, first_seed=args.seed)
+    rows = {}
     reference_started = time.perf_counter()
-    rows = quality.reference_rows(num_samples, class_accuracy=sampler.conditional)
+    if not args.no_reference_rows:
+        rows = quality.reference_rows(num_samples, class_accuracy=sampler.conditional and space.has_classes)
     reference_seconds = time.perf_counter() - reference_started
     print(
-        f"{sampler.name} from {args.checkpoint}: {num_samples} samples (seeds {args.seed}..{args.seed + num_samples - 1}"
-        f"{', classes in turn' if sampler.conditional else ''}) against {quality.reference_stats.count} Fashion-MNIST test images"
+        f"{sampler.name} from {paths[0]}: {num_samples} samples (seeds {args.seed}..{args.seed + num_samples - 1}"
+        f"{', classes in turn' if sampler.conditional else ''}) against {quality.reference_stats.count} {dataset_label(record)} {split} images"
     )
-    print(
-        "Features: the 128-d embedding of keras_gen's own Fashion-MNIST classifier (Inception-v3 FID cannot be computed "
-        "offline); these numbers are not comparable with Inception FIDs."
-    )
+    print(f"Features: {space.summary()}.")
+    if space.description["features"] == "fashion_mnist" or space.description["features"].startswith("classifier:"):
+        print("The embedding of keras_gen's own classifier, not Inception-v3: these numbers are not comparable with Inception FIDs.")
+    else:
+        print(
+            f"Inception-v3 pool features of images resized to {space.input_size}x{space.input_size} (bilinear); the FD is the FID. "
+            "Only with Keras' ImageNet weights do the figures mean anything (random or other weights give numbers without meaning)."
+        )
+        if shape[-1] == 1:
+            print("Greyscale images are replicated to three channels for Inception-v3.")
+    sizes = {row.get("kid_subset_size") for row in (result, *rows.values())}
+    if min(sizes) < evaluation.KID_SUBSET_SIZE:
+        print(f"KID subsets hold {min(sizes)} vectors, not {evaluation.KID_SUBSET_SIZE}: there are fewer samples or reference images than that.")
     print()
-    print(evaluation.format_quality_table({sampler.name: result, **rows}))
+    print(evaluation.format_quality_table({sampler.name: result, **rows}, class_names=record.get("class_names") or ()))
     print()
     print(
         f"Scored in {result['seconds']:.1f} s (feature extraction and metrics; sampling took {result['sampling_seconds']:.1f} s), "
@@ -318,46 +504,59 @@ def build_parser():
     export.add_argument(
         "--max-serving-batch", type=int, default=1024, metavar="N", help="largest batch a request may hold; larger ones get INVALID_ARGUMENT (default: 1024)"
     )
+    export.add_argument(
+        "--serving-batch", type=int, metavar="N", help="typical batch of a request: TF Serving's warm-up records run every signature at 1 and N (default: 8)"
+    )
     export.set_defaults(run=cmd_export)
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="ELBO and IWAE bound (nats) of a VAE checkpoint on the Fashion-MNIST test set, or sample quality "
-        "(FD, KID, precision/recall) of an export or checkpoint with --num-samples",
+        usage="keras-gen evaluate {samples,likelihood,anomaly} PATH [PATH ...] [options]",
+        help="evaluate a model: `evaluate samples PATH` (FD, KID, precision/recall of generated images), "
+        "`evaluate likelihood CHECKPOINT` (ELBO and IWAE bound of a VAE), `evaluate anomaly PATH...` (one-class table)",
     )
     evaluate.add_argument(
-        "checkpoint",
-        metavar="EXPORT_DIR|CHECKPOINT",
-        help="a .keras file (a VAE of the zoo for the likelihood bounds), or an export folder with a `sample` "
-        "signature (sample quality)",
+        "target",
+        nargs="+",
+        metavar="MODE PATH",  # (the usage line above says it better than argparse's "MODE PATH [MODE PATH ...]")
+        help="samples, likelihood or anomaly, then the model: a .keras checkpoint or an export folder (anomaly: one or more, "
+        "one per normal class). The data are the model's own, from the dataset record training wrote beside it.",
     )
-    evaluate.add_argument(
-        "more", nargs="*", metavar="MORE", help="with --anomaly: further models (checkpoints or exports), one per normal class"
-    )
-    evaluate.add_argument(
-        "--anomaly",
-        action="store_true",
-        help="one-class anomaly detection table: each model (an aae trained with a normal class) scores the test set; "
-        "ROC-AUC per class and their mean, detection rate and test FPR at the threshold calibrated for --fpr",
-    )
-    evaluate.add_argument("--fpr", type=float, default=0.05, help="with --anomaly: false-positive rate of the threshold (default: 0.05)")
+    evaluate.add_argument("--anomaly", action="store_true", help="old spelling of `evaluate anomaly`")
+    evaluate.add_argument("--fpr", type=float, default=0.05, help="anomaly: false-positive rate of the threshold (default: 0.05)")
     evaluate.add_argument(
         "--num-samples",
         type=int,
-        help="score N generated samples against the test set: Fréchet distance, KID, precision/recall, per-class "
-        "accuracy for conditional models, beside real-data and noise reference rows (default for an export: 10000)",
+        help="samples: score N generated samples (default: 10000) beside real-data and noise reference rows; per-class "
+        "accuracy for conditional models with a classifier's features",
     )
-    evaluate.add_argument("--iwae-k", type=int, default=1000, help="importance samples per image (default: 1000)")
-    evaluate.add_argument("--num-images", type=int, help="evaluate the first N test images (default: all 10,000)")
-    evaluate.add_argument("--batch-size", type=int, default=20, help="test images per batch (default: 20)")
-    evaluate.add_argument("--seed", type=int, default=0, help="binarisation and importance-sample seed; with --num-samples, the first sample seed (default: 0)")
     evaluate.add_argument(
-        "--data", default="fashion_mnist", metavar="SOURCE", help="with --anomaly: the labeled source whose test split is scored (default: fashion_mnist)"
+        "--features",
+        metavar="SPACE",
+        help="samples: the feature space: inception (Inception-v3 pool features at 299x299, the FID), classifier:DIR (a classifier "
+        "from `python -m keras_gen.feature_extractor --data SOURCE`) or fashion_mnist (the default for Fashion-MNIST)",
     )
-    evaluate.add_argument("--image-size", type=parse_image_size, metavar="N|HxW", help="with --anomaly: fit the test images to this size, as in training")
-    evaluate.add_argument("--channels", type=int, choices=(1, 3), help="with --anomaly: convert the test images to greyscale (1) or RGB (3)")
-    evaluate.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)")
-    evaluate.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: TFDS's)")
+    evaluate.add_argument(
+        "--feature-weights",
+        metavar="FILE",
+        help="samples with --features inception: the weights file (default: Keras' cache, ~/.keras/models/"
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5; never downloaded)",
+    )
+    evaluate.add_argument(
+        "--reference", choices=("test", "validation"), help="the split of the dataset compared with (default: test; validation for model selection)"
+    )
+    evaluate.add_argument("--no-reference-rows", action="store_true", help="samples: leave out the real-data and noise rows (a third of the time)")
+    evaluate.add_argument("--iwae-k", type=int, default=1000, help="likelihood: importance samples per image (default: 1000)")
+    evaluate.add_argument("--num-images", type=int, help="likelihood, anomaly: evaluate the first N test images (default: all)")
+    evaluate.add_argument("--batch-size", type=int, default=20, help="likelihood: test images per batch (default: 20)")
+    evaluate.add_argument("--seed", type=int, default=0, help="binarisation, dequantisation and importance-sample seed; for samples, the first sample seed (default: 0)")
+    evaluate.add_argument(
+        "--data", metavar="SOURCE", help="evaluate on this source instead of the model's recorded dataset: fashion_mnist, tfds:NAME or folder:DIR"
+    )
+    evaluate.add_argument("--image-size", type=parse_image_size, metavar="N|HxW", help="with --data: fit the images to this size, as in training")
+    evaluate.add_argument("--channels", type=int, choices=(1, 3), help="with --data: convert the images to greyscale (1) or RGB (3)")
+    evaluate.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: the record's, else /usr/share/datasets/fashion-mnist)")
+    evaluate.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: the record's, else TFDS's)")
     evaluate.set_defaults(run=cmd_evaluate)
 
     sample = commands.add_parser("sample", help="write a PNG grid of samples from an export's `sample` signature")
@@ -367,6 +566,38 @@ def build_parser():
     sample.add_argument("--columns", type=int)
     sample.add_argument("--out", default="samples.png")
     sample.set_defaults(run=cmd_sample)
+
+    serving_config = commands.add_parser(
+        "serving-config", help="write TF Serving's models.config (and with --batching its batching parameters) for an export root"
+    )
+    serving_config.add_argument("export_root", help="the folder holding <model>/<version>/ (e.g. exports)")
+    serving_config.add_argument("--policy", default="latest", help="versions to load: latest, all or specific:1,2 (default: latest)")
+    serving_config.add_argument(
+        "--label", action="append", default=[], metavar="[MODEL:]LABEL=VERSION", help="a version label, e.g. stable=1 or vae:canary=2 (repeatable)"
+    )
+    serving_config.add_argument(
+        "--batching", action="store_true", help="also write batching_parameters.pbtxt, sized from each model's measured latency curve"
+    )
+    serving_config.add_argument("--batch-threads", type=int, metavar="N", help="with --batching: num_batch_threads (default: this machine's CPUs)")
+    serving_config.add_argument("--repeats", type=int, default=20, metavar="N", help="with --batching: timed calls per batch size (default: 20)")
+    serving_config.add_argument("--model-base", default="/models", help="where the container mounts the export root (default: /models)")
+    serving_config.add_argument("--out", help="folder for the files (default: the export root)")
+    serving_config.set_defaults(run=cmd_serving_config)
+
+    request = commands.add_parser("request", help="print a TF Serving Predict request body for one signature of an export")
+    request.add_argument("export", help="<export_dir>/<model> (latest version) or a version folder")
+    request.add_argument("--signature", default="serving_default", help="the signature (see `keras-gen describe`; default: serving_default)")
+    request.add_argument("--format", choices=("rest-row", "rest-columnar", "grpc"), default="rest-row", help="REST instances, REST inputs, or a gRPC PredictRequest in text format (default: rest-row)")
+    request.add_argument("--seed", type=int, default=0, help="the first seed; seeds count up from it, and codes and noise images are drawn from it (default: 0)")
+    request.add_argument("--batch", type=int, default=1, metavar="N", help="rows in the request (default: 1; with --image, one per image)")
+    request.add_argument("--label", type=int, default=0, help="the class of every row, for class-conditional signatures (default: 0)")
+    request.add_argument("--image", nargs="+", metavar="PNG", help="PNG files of the model's size for an `images` input, one row each")
+    request.add_argument("--model-name", help="model_spec name of a gRPC request (default: the model folder's name)")
+    request.set_defaults(run=cmd_request)
+
+    describe = commands.add_parser("describe", help="print an export's signatures: inputs, outputs, dtypes, shapes and what each does")
+    describe.add_argument("export", help="<export_dir>/<model> (latest version) or a version folder")
+    describe.set_defaults(run=cmd_describe)
     return parser
 
 

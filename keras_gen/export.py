@@ -5,7 +5,8 @@ A model lists its endpoints once (`serving_endpoints()`), and `export_model` wri
 The version directory appears only when complete: the archive is written to a hidden sibling and
 renamed into place, and an existing version is never replaced. The hidden folder's name records the
 writer (host, PID, start time), so a later export removes those that a killed export left behind. A
-model whose weights are not all finite is never published.
+model whose weights are not all finite is never published. Every version holds TF Serving's warm-up
+records, `assets.extra/tf_serving_warmup_requests` (written by `keras_gen.serving` before the rename).
 
 Every signature checks its request before the model sees it and answers INVALID_ARGUMENT, naming the
 signature and the input, for:
@@ -360,7 +361,9 @@ def remove_abandoned_staging(model_dir):
     return removed
 
 
-def export_model(model, export_dir="exports", model_name=None, version=None, max_serving_batch=DEFAULT_MAX_SERVING_BATCH):
+def export_model(
+    model, export_dir="exports", model_name=None, version=None, max_serving_batch=DEFAULT_MAX_SERVING_BATCH, dataset=None, serving_batch=None
+):
     """Writes `model`'s endpoints as a SavedModel at `<export_dir>/<model_name>/<version>/`.
 
     Staging folders that earlier exports left behind when they were killed are removed first (see
@@ -373,6 +376,11 @@ def export_model(model, export_dir="exports", model_name=None, version=None, max
         version: a positive integer; defaults to one more than the highest existing version.
         max_serving_batch: the largest batch a request may hold (a positive integer); larger ones get
             INVALID_ARGUMENT instead of the memory they would take. Recorded in the `metadata` signature.
+        dataset: the dataset record of the model's training data (`keras_gen.data.dataset_record`), written
+            to `assets.extra/dataset.json` in the version folder so that evaluation finds the data; None: none.
+        serving_batch: the typical batch of a request; TF Serving's warm-up records
+            (`assets.extra/tf_serving_warmup_requests`, see `keras_gen.serving`) run every signature at
+            batch 1 and at this size (None: `serving.DEFAULT_SERVING_BATCH`, 8; at most max_serving_batch).
 
     Returns:
         The `pathlib.Path` of the new version directory.
@@ -390,6 +398,8 @@ def export_model(model, export_dir="exports", model_name=None, version=None, max
         raise ExportError(f"The export version must be a positive integer, got {version!r}.")
     if isinstance(max_serving_batch, bool) or not isinstance(max_serving_batch, (int, np.integer)) or max_serving_batch < 1:
         raise ExportError(f"max_serving_batch must be a positive integer, got {max_serving_batch!r}.")
+    if serving_batch is not None and (isinstance(serving_batch, bool) or not isinstance(serving_batch, (int, np.integer)) or serving_batch < 1):
+        raise ExportError(f"serving_batch must be a positive integer, got {serving_batch!r}.")
     final = model_dir / str(version)
     if final.exists():
         raise ExportError(
@@ -403,6 +413,14 @@ def export_model(model, export_dir="exports", model_name=None, version=None, max
     staging = model_dir / staging_name(version)
     try:
         build_archive(model, int(max_serving_batch)).write_out(str(staging), verbose=False)
+        from keras_gen import serving
+
+        serving.write_warmup(staging, model, model_name, serving_batch or serving.DEFAULT_SERVING_BATCH, max_serving_batch)
+        if dataset is not None:
+            from keras_gen.data import record
+
+            (staging / record.EXPORT_RECORD.parent).mkdir(exist_ok=True)
+            record.write_record(dataset, staging / record.EXPORT_RECORD.parent)
         if final.exists():
             raise ExportError(f"{final} appeared while exporting; it was left as it is.")
         os.rename(staging, final)

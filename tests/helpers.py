@@ -86,7 +86,7 @@ def assert_keras_reload(model, inputs, path):
 
 _RELOAD_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     import numpy as np
     import tensorflow as tf
     request = json.load(open(sys.argv[1]))
@@ -107,6 +107,17 @@ _RELOAD_SCRIPT = textwrap.dedent(
             results["refusals"][label] = {"error": None, "message": ""}
         except Exception as error:
             results["refusals"][label] = {"error": type(error).__name__, "message": getattr(error, "message", str(error))}
+    # TF Serving's warm-up records, replayed as it does when it loads the version.
+    results["warmup"] = []
+    warmup = os.path.join(request["path"], "assets.extra", "tf_serving_warmup_requests")
+    if os.path.exists(warmup):
+        from tensorflow_serving.apis import prediction_log_pb2
+        for record in tf.data.TFRecordDataset(warmup):
+            predict = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+            inputs = {k: tf.make_ndarray(v) for k, v in predict.inputs.items()}
+            outputs = loaded.signatures[predict.model_spec.signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
+            results["warmup"].append({"signature": predict.model_spec.signature_name, "inputs": {k: v.tolist() for k, v in inputs.items()},
+                                      "outputs": {k: v.numpy().tolist() for k, v in outputs.items()}})
     results["imported"] = sorted(m for m in ("keras_gen", "tensorflow_probability", "keras") if m in sys.modules)
     json.dump(results, open(sys.argv[2], "w"))
     """
@@ -117,7 +128,8 @@ def call_export_in_fresh_process(path, calls, tmp_path, refusals=None):
     """Loads the SavedModel at `path` in a new Python that imports only tensorflow and calls
     `calls = {signature: {input: array}}`, then sends the bad requests `refusals = {label: (signature,
     {input: array})}`. Returns {signatures, imported, refusals: {label: {error, message}} (error: the
-    exception's class name, None if the request was answered), <signature>: {output: array}}; a
+    exception's class name, None if the request was answered), <signature>: {output: array}, warmup:
+    [{signature, inputs, outputs}] of the export's warm-up records replayed in order}; a
     request that kills the process fails the calling test with the label of the case."""
     tmp_path = pathlib.Path(tmp_path)
     request = tmp_path / "request.json"
@@ -135,6 +147,8 @@ def call_export_in_fresh_process(path, calls, tmp_path, refusals=None):
     result = json.loads(response.read_text())
     for name in calls:
         result[name] = {k: np.asarray(v) for k, v in result[name].items()}
+    for entry in result["warmup"]:
+        entry["outputs"] = {k: np.asarray(v) for k, v in entry["outputs"].items()}
     return result
 
 

@@ -125,6 +125,27 @@ def test_signatures_run_by_tensor_name_match_the_python_model(serving_check, vae
         np.testing.assert_allclose(results[output], np.asarray(expected), atol=1e-5, err_msg=signature)
 
 
+def test_the_warmup_records_run_through_the_loader_as_on_the_python_model(serving_check, vae_export):
+    from keras_gen import serving
+
+    model, path = vae_export
+    requests = serving.read_warmup(path)
+    arguments = []
+    for signature, values in requests:
+        arguments += ["--run", signature, *[argument for name, array in values.items() for argument in ("--input", input_arg(name, array))]]
+    check = run_check(serving_check, path, *arguments)
+    assert check.returncode == 0, check.stderr[-3000:]
+    answers = parse_requests(check.stdout)
+    assert [signature for signature, _ in answers] == [signature for signature, _ in requests]
+    endpoints = {endpoint.name: endpoint for endpoint in model.serving_endpoints()}
+    endpoints["serving_default"] = endpoints[model.default_endpoint]
+    for (signature, values), (_, outputs) in zip(requests, answers):
+        expected = endpoints[signature].fn(**values)
+        assert set(outputs) == set(expected), signature
+        for key, value in expected.items():
+            np.testing.assert_allclose(outputs[key], np.asarray(value), atol=1e-5, err_msg=f"{signature}/{key}")
+
+
 def test_an_unknown_signature_is_refused_and_the_real_ones_named(serving_check, vae_export):
     _, path = vae_export
     check = run_check(serving_check, path, "--run", "generate", "--input", "seed=int64:1:0")

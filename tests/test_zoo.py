@@ -94,6 +94,15 @@ def test_export_reloads_in_a_tensorflow_only_process_with_matching_outputs(name,
     if "sample" in calls:
         images = result["sample"]["images"]
         assert images.min() >= 0.0 and images.max() <= 1.0, "exported images are in [0, 1]"
+    # The warm-up records TF Serving replays at load: every signature with inputs, answered as the live model does.
+    by_name = {endpoint.name: endpoint for endpoint in endpoints}
+    by_name["serving_default"] = by_name[model.default_endpoint]
+    assert {entry["signature"] for entry in result["warmup"]} == set(by_name)
+    for entry in result["warmup"]:
+        endpoint = by_name[entry["signature"]]
+        inputs = {spec.name: np.asarray(entry["inputs"][spec.name], spec.dtype.as_numpy_dtype) for spec in endpoint.input_signature}
+        for key, value in endpoint.fn(**inputs).items():
+            np.testing.assert_allclose(entry["outputs"][key], np.asarray(value), atol=1e-5, err_msg=f"warm-up {entry['signature']}/{key}")
 
 
 @pytest.fixture(scope="module")
