@@ -13,7 +13,7 @@ For each source it prints:
 (b) train step: the images per second the `dcgan` train step consumes at 64x64x3: `DCGAN` with the
     recipe's model options (zoo/dcgan.toml) and `image_shape=(64, 64, 3)`, so its default networks have
     four stride-2 stages (generator 512-256-128-64, discriminator 64-128-256-512), compiled with
-    `compile_recipe` and the recipe's [compile] table, fitted on in-memory random batches in [-1, 1]
+    `Recipe.compile_model` and the recipe's [compile] table, fitted on in-memory random batches in [-1, 1]
     (measured once, not per source);
 (c) their ratio, pipeline / train step (the goal: at least 3x, so that the pipeline, which shares the
     CPU with training, does not starve it);
@@ -138,7 +138,7 @@ def build_dcgan():
     """The `dcgan` recipe's model at 64x64x3, compiled as the recipe compiles it."""
     recipe = recipes.load_recipe("dcgan")
     model = DCGAN(**{**recipe.model_options, "image_shape": IMAGE_SHAPE, "seed": 0})
-    model.compile_recipe(**recipe.compile)
+    recipe.compile_model(model)
     model.jit_compile = recipe.train["jit_compile"]
     return model
 

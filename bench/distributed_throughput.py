@@ -43,7 +43,7 @@ def build(name, strategy):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = recipe.build_model()
-        model.compile_recipe(**recipe.compile)
+        recipe.compile_model(model)
     return recipe, model
 
 

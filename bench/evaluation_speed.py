@@ -10,7 +10,7 @@ peak resident set (TensorFlow, the classifier and the data included). Nothing he
 
 import argparse
 import os
-import resource
+import pathlib
 import sys
 import time
 
@@ -21,9 +21,8 @@ import tensorflow as tf
 from keras_gen import evaluation
 from keras_gen import recipes
 
-
-def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from throughput import peak_mib  # noqa: E402
 
 
 def main(argv=None):

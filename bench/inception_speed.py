@@ -15,7 +15,7 @@ number of samples. Nothing here is a test.
 
 import argparse
 import os
-import resource
+import pathlib
 import sys
 import tempfile
 import time
@@ -28,9 +28,8 @@ import tensorflow as tf
 from keras_gen import evaluation
 from keras_gen import recipes
 
-
-def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from throughput import peak_mib  # noqa: E402
 
 
 def main(argv=None):

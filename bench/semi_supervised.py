@@ -40,7 +40,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=train["epochs"], help="most epochs of each classifier at 10 labels per class")
     parser.add_argument("--patience", type=int, default=pipeline["patience"], help="early-stopping patience at 10 labels per class")
     parser.add_argument("--batch-size", type=int, default=pipeline["classifier_batch_size"])
-    parser.add_argument("--learning-rate", type=float, default=recipe.compile.get("learning_rate", 1e-3))
+    parser.add_argument("--learning-rate", type=float, default=recipe.compile["optimizer"]["config"]["learning_rate"])
     parser.add_argument("--fine-tune-learning-rate", type=float, default=pipeline["fine_tune_learning_rate"])
     parser.add_argument("--hidden-units", type=int, default=recipe.model_options.get("hidden_units", 0))
     parser.add_argument("--dropout", type=float, default=recipe.model_options.get("dropout", 0.0))

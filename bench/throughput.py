@@ -13,6 +13,7 @@ Nothing here is a test; it prints figures.
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -25,6 +26,11 @@ import tensorflow as tf
 
 from keras_gen import export
 from keras_gen import recipes
+
+
+def peak_mib():
+    """The process's peak resident memory so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def random_batches(recipe, batch_size, model):
@@ -45,7 +51,7 @@ def random_batches(recipe, batch_size, model):
 
 def build(recipe, jit_compile):
     model = recipe.build_model()
-    model.compile_recipe(**recipe.compile)
+    recipe.compile_model(model)
     model.jit_compile = jit_compile
     return model
 

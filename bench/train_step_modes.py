@@ -45,7 +45,7 @@ def build(recipe, mode, shape, mixed_policy):
     options = {**recipe.model_options, "image_shape": shape, "seed": 0}
     options["mixed_precision"] = mixed_policy if mode == "mixed" else False
     model = dataclasses.replace(recipe, model_options=options).build_model()
-    model.compile_recipe(**recipe.compile)
+    recipe.compile_model(model)
     model.jit_compile = mode == "XLA"
     return model
 

@@ -68,7 +68,7 @@ def run(name, args):
     keras.utils.set_random_seed(train["seed"])
     datasets = training.load_datasets(recipe, train["batch_size"], train["seed"])
     model = recipe.build_model()
-    model.compile_recipe(**recipe.compile)
+    recipe.compile_model(model)
     preprocessing = evaluation.likelihood_preprocessing(model)
     curve_test = evaluation.fashion_mnist_test_set(preprocessing, batch_size=20, num_images=args.curve_images)
     final_test = evaluation.fashion_mnist_test_set(preprocessing, batch_size=20, num_images=args.final_images)

@@ -19,7 +19,7 @@ tree) back to back, run this same script with the other checkout first on the im
 
 (the first line printed after the versions says which keras_gen was imported). With `--pipeline` the
 process also holds that row's model and data before the recipe runs, so its peak-memory line is not
-comparable with the README's; take that figure from a run without `--pipeline`.
+comparable with docs/performance.md's; take that figure from a run without `--pipeline`.
 """
 
 import argparse
@@ -108,14 +108,14 @@ def throughput(models, batch_size, steps, rounds, epochs_of=None):
 def recipe_fed_by_pipeline():
     """The `vae` recipe's model, built and compiled as the recipe says, and (its training split as the
     recipe's input pipeline makes it, that split's batch size). Only functions that keras_gen had
-    before the data package (`data.fashion_mnist_datasets`, `Recipe.build_model`, `compile_recipe`)
+    before the data package (`data.fashion_mnist_datasets`, `Recipe.build_model`, `Recipe.compile_model`)
     are used, so that the same script times an older checkout (PYTHONPATH=that checkout)."""
     from keras_gen import data
     from keras_gen import recipes
 
     recipe = recipes.load_recipe("vae")
     model = recipe.build_model(seed=0)
-    model.compile_recipe(**recipe.compile)
+    recipe.compile_model(model)
     model.jit_compile = recipe.train["jit_compile"]
     batch_size = recipe.train["batch_size"]
     splits = data.fashion_mnist_datasets(

@@ -9,7 +9,8 @@ the held-out normal images is flagged, the detection rate (the anomalies flagged
 rate met on the normal test images.
 
 Scores are "higher means more anomalous" throughout; an image is flagged when its score is above the
-threshold.
+threshold. `OneClassDetector` gives a model such a score, calibrated on held-out normal images, with
+its thresholds stored among the model's weights so that exports carry them.
 
 Example:
 >>> roc_auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True])
@@ -17,9 +18,17 @@ Example:
 """
 
 import keras_gen  # noqa: F401
+import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_gen.evaluation.client import ClientBuilt
+from keras_gen.export import UNIT_INTERVAL
+from keras_gen.export import Endpoint
+from keras_gen.export import ValueRange
+
+# Thresholds are stored for the false-positive rates 0, 1/1000, ..., 999/1000 of held-out normal data.
+THRESHOLD_LEVELS = 1000
 
 
 def _vector(values, name):
@@ -119,6 +128,135 @@ def detection_rates(scores, is_anomaly, threshold):
         return float(flagged[mask].mean()) if mask.any() else float("nan")
 
     return {"detection_rate": fraction(labels), "false_positive_rate": fraction(~labels)}
+
+
+# === A calibrated score inside a model ===
+class OneClassDetector:
+    """Mixin for a `GenerativeModel` that scores anomalies: a standardised score, calibrated thresholds.
+
+    The model gives, per image, raw terms (`score_terms(images)`, e.g. a reconstruction error and a log
+    density) and their weights (`score_weights()`); the score is
+
+        score = sum over terms k of weight_k * (term_k - mean_k) / std_k
+
+    higher meaning more anomalous, with each term's mean and standard deviation those of held-out normal
+    images, set by `calibrate(images)` (0 and 1 until then), so the terms are on one scale whatever the
+    image size. `calibrate` also stores the thresholds at which the held-out images' false-positive
+    rate is 0, 0.001, ..., 0.999 (`threshold_at_fpr`); `anomaly_threshold(fpr)` reads them back. Both
+    live in the model's weights (the thresholds NaN until calibrated, so an uncalibrated threshold can
+    never pass for a real one) and are exported with it.
+
+    The model sets `normal_class` (None: trained on all classes), calls `add_calibration_weights()` in
+    its constructor and adds `anomaly_endpoints()` to its serving endpoints. A recipe run trains a
+    one-class detector on its normal class alone (`training_classes`) and calibrates it on its validation
+    split (`after_training`), which it never trains on.
+    """
+
+    nan_sentinel_weights = ("score_thresholds",)
+
+    def score_terms(self, images):
+        """{name: per-image raw term}, in the order of `score_weights()`."""
+        raise NotImplementedError(f"{type(self).__name__} must say which terms make its anomaly score.")
+
+    def score_weights(self):
+        """One weight per term of `score_terms` (its sign says which way is anomalous)."""
+        raise NotImplementedError(f"{type(self).__name__} must weigh the terms of its anomaly score.")
+
+    def add_calibration_weights(self, num_terms):
+        """The calibration's weights: per term its mean and spread (0 and 1 until calibrated), and the thresholds."""
+        self.score_statistics = self.add_weight(
+            shape=(2 * num_terms,), initializer=keras.initializers.Constant([0.0, 1.0] * num_terms), trainable=False, name="score_statistics"
+        )
+        self.score_thresholds = self.add_weight(
+            shape=(THRESHOLD_LEVELS,), initializer=keras.initializers.Constant(float("nan")), trainable=False, name="score_thresholds"
+        )
+
+    def anomaly_terms(self, images, statistics=None):
+        """{score, and each raw term} per image; `statistics` replaces the calibrated ones (for `calibrate`)."""
+        statistics = self.score_statistics if statistics is None else statistics
+        terms = self.score_terms(images)
+        statistics = tf.cast(statistics, tf.float32)
+        score = 0.0
+        for index, (term, weight) in enumerate(zip(terms.values(), self.score_weights())):
+            score += weight * (term - statistics[2 * index]) / statistics[2 * index + 1]
+        return {"score": score, **terms}
+
+    def anomaly_score(self, images):
+        return self.anomaly_terms(images)
+
+    def anomaly_threshold(self, fpr):
+        """The calibrated score threshold for each false-positive rate in [0, 1) (linear between the levels
+        stored at 0, 0.001, ..., 0.999; a rate above 0.999 gets that level's; NaN before `calibrate`), and
+        the model's normal class (-1: all classes)."""
+        fpr = tf.cast(fpr, tf.float32)
+        finite = tf.debugging.assert_all_finite(fpr, "fpr must be a false-positive rate in [0, 1), not NaN or infinite.")
+        with tf.control_dependencies([finite]):
+            fpr = tf.identity(fpr)
+        position = tf.clip_by_value(fpr, 0.0, (THRESHOLD_LEVELS - 1) / THRESHOLD_LEVELS) * THRESHOLD_LEVELS
+        below = tf.floor(position)
+        above = tf.minimum(below + 1.0, THRESHOLD_LEVELS - 1)
+        thresholds = tf.cast(self.score_thresholds, tf.float32)
+        low = tf.gather(thresholds, tf.cast(below, tf.int32))
+        high = tf.gather(thresholds, tf.cast(above, tf.int32))
+        normal_class = -1 if self.normal_class is None else self.normal_class
+        return {
+            "threshold": low + (position - below) * (high - low),
+            "normal_class": tf.fill(tf.shape(fpr), tf.constant(normal_class, tf.int64)),
+        }
+
+    def anomaly_endpoints(self):
+        """The `anomaly_score(images)` and `anomaly_threshold(fpr)` serving endpoints."""
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        return [
+            Endpoint("anomaly_score", self.anomaly_score, [images], {"images": UNIT_INTERVAL}),
+            # A rate in [0, 1), as `threshold_at_fpr` and `keras-gen evaluate anomaly --fpr` take it; rates
+            # above the last stored level (0.999) get that level's threshold.
+            Endpoint("anomaly_threshold", self.anomaly_threshold, [tf.TensorSpec([None], tf.float32, name="fpr")], {"fpr": ValueRange(0.0, 1.0, high_exclusive=True)}),
+        ]
+
+    def calibrate(self, images, batch_size=500):
+        """Sets the score's standardisation and thresholds from held-out normal images.
+
+        Args:
+            images: float images in [0, 1] that the model was not trained on, all of the normal class:
+                an array, or a `tf.data.Dataset` of batches (of images, or of (images, labels)).
+            batch_size: images scored at a time (for an array).
+
+        Returns:
+            {"num_images", and for each term "mean_<term>" and "std_<term>"}.
+        """
+        if isinstance(images, tf.data.Dataset):
+            batches = (self.unpack(batch)[0] for batch in images)
+        else:
+            images = np.asarray(images)
+            batches = (images[start : start + batch_size] for start in range(0, len(images), batch_size))
+        scored = [self.score_terms(self.check_training_images(batch)) for batch in batches]
+        if not scored:
+            raise ValueError("calibrate needs held-out normal images; it got none.")
+        names = list(scored[0])
+        terms = {name: np.concatenate([np.asarray(batch[name], np.float64) for batch in scored]) for name in names}
+        count = len(terms[names[0]])
+        if count < 2:
+            raise ValueError(f"calibrate needs at least 2 held-out normal images to estimate a spread, got {count}.")
+        # A floor on the spreads keeps a degenerate term (e.g. a constant code density) from dividing by 0.
+        statistics = [(terms[name].mean(), max(terms[name].std(), 1e-12)) for name in names]
+        scores = sum(weight * (terms[name] - mean) / spread for name, weight, (mean, spread) in zip(names, self.score_weights(), statistics))
+        levels = np.arange(THRESHOLD_LEVELS) / THRESHOLD_LEVELS
+        self.score_statistics.assign(np.asarray(statistics, np.float32).reshape(-1))
+        self.score_thresholds.assign(threshold_at_fpr(scores, levels).astype(np.float32))
+        summary = {"num_images": count}
+        for name, (mean, spread) in zip(names, statistics):
+            summary.update({f"mean_{name}": float(mean), f"std_{name}": float(spread)})
+        return summary
+
+    def training_classes(self):
+        """The classes a recipe trains on: the normal class of a one-class detector, else all (None)."""
+        return None if self.normal_class is None else [self.normal_class]
+
+    def after_training(self, datasets):
+        """Called by the fit pipeline after `fit`: calibrates on the validation split."""
+        if datasets.get("validation") is not None:
+            self.calibrate(datasets["validation"])
 
 
 # === Scoring models and exports ===

@@ -32,9 +32,9 @@ class ImageSummaries(keras.callbacks.Callback):
     The model chooses its fixed inputs once (`model.summary_inputs`: e.g. the same latent vectors and
     validation images every epoch, so progress is visible) and draws the grids from them
     (`model.summary_images`). The grids go to `<log_dir>/train`, the run that Keras' TensorBoard
-    callback writes its training scalars to. A model that also has `summary_histograms(fixed)` (returning
-    {name: values}, e.g. the adversarial autoencoder's codes beside prior samples) gets those written as
-    TensorBoard histograms in the same run.
+    callback writes its training scalars to. The model's `summary_histograms(fixed)` ({name: values}, e.g.
+    the adversarial autoencoder's codes beside prior samples; none by default) are written as TensorBoard
+    histograms in the same run.
 
     Args:
         log_dir: the run's log directory, as given to `keras.callbacks.TensorBoard`.
@@ -61,8 +61,7 @@ class ImageSummaries(keras.callbacks.Callback):
             for name, (images, columns) in self.model.summary_images(self._fixed).items():
                 grid = tile(np.clip(keras.ops.convert_to_numpy(images), 0.0, 1.0), columns)
                 tf.summary.image(name, grid[None], step=epoch)
-            histograms = getattr(self.model, "summary_histograms", None)
-            for name, values in (histograms(self._fixed) if histograms is not None else {}).items():
+            for name, values in self.model.summary_histograms(self._fixed).items():
                 tf.summary.histogram(name, keras.ops.convert_to_numpy(values), step=epoch)
         self._writer.flush()
 

@@ -67,7 +67,7 @@ def load_checkpoint(path, compile=True):
             f"{path} is not a .keras file (its name must end in .keras); pass a checkpoint written by `keras-gen train` or model.save()."
         )
     check_archive(path)
-    registry.model_names()  # registers the zoo's classes so that the file can be rebuilt
+    registry.import_zoo()  # so that Keras can rebuild the zoo's classes from the file
     try:
         return keras.models.load_model(path, compile=compile)
     except (*ARCHIVE_ERRORS, json.JSONDecodeError) as error:

@@ -59,13 +59,14 @@ def data_overrides(args):
 
 
 def cmd_train(args):
+    from keras_gen import pipelines
     from keras_gen import recipes
-    from keras_gen import training
 
     recipe = recipes.load_recipe(args.recipe)
     if args.normal_class is not None:
         set_normal_class(recipe, args.normal_class)
-    result = training.train_recipe(
+    # The recipe's own pipeline (its [pipeline] name): fit, semi_supervised or one_class.
+    result = pipelines.train_recipe(
         recipe,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -80,6 +81,9 @@ def cmd_train(args):
         restart=args.restart,
         strategy=args.strategy,
     )
+    if "runs" in result:
+        print_one_class_runs(recipe, result)
+        return
     if result["export"] is None:
         print(f"Trained {recipe.name} as a worker of a cluster; the chief wrote the logs, checkpoints and export.")
         return
@@ -101,6 +105,15 @@ def cmd_train(args):
     )
     if "sample" in [endpoint.name for endpoint in result["model"].serving_endpoints()]:
         print(f"  keras-gen sample {base_path} --seeds 0..15 --out {recipe.name}-samples.png")
+
+
+def print_one_class_runs(recipe, result):
+    """What `keras-gen train` says after the one_class pipeline, which printed its table: each class's files."""
+    print()
+    print(f"Trained {recipe.name}: {len(result['runs'])} one-class detector(s) in {result['train_seconds']:.0f} s.")
+    for normal_class, run in result["runs"].items():
+        exported = f"; SavedModel {pathlib.Path(run['export']).resolve()}" if run["export"] is not None else ""
+        print(f"  class {normal_class}: checkpoint {run['checkpoint']}{exported}")
 
 
 def set_normal_class(recipe, normal_class):

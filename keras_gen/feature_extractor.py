@@ -164,15 +164,24 @@ def load_classifier(assets_dir=ASSETS_DIR):
     classifier = fashion_classifier(
         tuple(manifest.get("image_shape", IMAGE_SHAPE)), manifest.get("num_classes", NUM_CLASSES), manifest.get("embedding_dim", EMBEDDING_DIM)
     )
-    try:
-        load_weights_strictly(classifier, weights)
-    except Exception as error:  # noqa: BLE001  (h5py, Keras and zip errors all mean: not these weights)
-        raise FeatureExtractorError(
-            f"{weights} (sha256 {actual}) does not fit the classifier its manifest describes ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}). Retrain with `python -m keras_gen.feature_extractor`, "
-            "which writes matching weights and manifest."
-        ) from None
+    load_weights_or_refuse(
+        classifier,
+        weights,
+        actual,
+        "does not fit the classifier its manifest describes",
+        "Retrain with `python -m keras_gen.feature_extractor`, which writes matching weights and manifest.",
+    )
     return classifier
+
+
+def load_weights_or_refuse(model, path, sha256, mismatch, remedy):
+    """`load_weights_strictly`, with any failure (h5py, Keras and zip errors all mean: not these weights)
+    raised as a FeatureExtractorError naming the file, its sha256, what it does not fit, and what to do."""
+    try:
+        load_weights_strictly(model, path)
+    except Exception as error:  # noqa: BLE001
+        detail = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        raise FeatureExtractorError(f"{path} (sha256 {sha256}) {mismatch} ({detail}). {remedy}") from None
 
 
 def load_weights_strictly(model, path):

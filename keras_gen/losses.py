@@ -111,6 +111,28 @@ GAN_LOSSES = {
 PROBABILITY_GAN_LOSSES = ("minimax", "non_saturating")
 
 
+def resolve_gan_loss(loss):
+    """(discriminator loss, generator loss) from a name in `GAN_LOSSES` or a pair of registered functions (or
+    their registered names); a ValueError that says what is accepted otherwise."""
+    if isinstance(loss, str):
+        if loss not in GAN_LOSSES:
+            raise ValueError(f"Unknown GAN loss {loss!r}; expected one of {', '.join(GAN_LOSSES)}, or a pair of functions.")
+        return GAN_LOSSES[loss]
+    if not isinstance(loss, (tuple, list)) or len(loss) != 2:
+        raise ValueError(f"loss must be one of {', '.join(GAN_LOSSES)} or a pair (discriminator_loss, generator_loss), got {loss!r}.")
+    pair = []
+    for fn in loss:
+        name = fn if isinstance(fn, str) else keras.saving.get_registered_name(fn)
+        found = keras.saving.get_registered_object(name)
+        if found is None or (callable(fn) and found is not fn):
+            raise ValueError(
+                f"GAN loss {fn!r} is not registered, so a saved model could not find it again: decorate it with "
+                "@keras.saving.register_keras_serializable(package=...)."
+            )
+        pair.append(found)
+    return tuple(pair)
+
+
 def gradient_penalty(critic, real, fake, seed, loss_scale=1.0):
     """Per-example (||grad_x f(x)||_2 - 1)^2 at random points between real and generated images.
 

@@ -715,6 +715,39 @@ def code_discriminator(code_dim, hidden_units=(256, 256), dtype=None, name="code
     return keras.Model(code, layers.Dense(1, dtype="float32", name="score")(x), name=name)
 
 
+# === Energy-based model: one scalar energy per image ===
+def energy_network(image_shape, filters=(32, 64), hidden_units=128, kernel_size=3, dtype=None, name="energy_network"):
+    """An energy network: images -> one scalar energy per image, [batch, 1] (low: like the data).
+
+    Stride-2 convolutions of `filters` channels, a dense layer of `hidden_units`, then a linear energy;
+    every hidden layer uses Swish (SiLU, x * sigmoid(x)). The energy-based model's sampler follows dE/dx,
+    so the activations are smooth: ReLU's and LeakyReLU's input gradients jump at every kink, which makes
+    the Langevin steps noisier. No normalisation layer, so an image's energy never depends on the rest of
+    its batch (a sampler chain must not move because of its neighbours).
+
+    Args:
+        image_shape: (height, width, channels) of the images; height and width divisible by 2^len(filters).
+        filters: channels of each stride-2 convolution, finest first.
+        hidden_units: width of the dense Swish layer before the energy (0: none).
+        kernel_size: kernel size of the convolutions.
+        dtype: Keras dtype policy of the hidden layers (the energy is float32).
+        name: the model's name.
+
+    Example:
+    >>> network = energy_network((28, 28, 1), filters=(32, 64))
+    >>> energies = network(images)  # [batch, 1]  # doctest: +SKIP
+    """
+    _check_downsampling(image_shape, len(filters))
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    x = images
+    for channels in filters:
+        x = layers.Conv2D(channels, kernel_size, strides=2, padding="same", activation="silu", dtype=dtype)(x)
+    x = layers.Flatten(dtype=dtype)(x)
+    if hidden_units:
+        x = layers.Dense(hidden_units, activation="silu", dtype=dtype)(x)
+    return keras.Model(images, layers.Dense(1, dtype="float32", name="energy")(x), name=name)
+
+
 # === What a model feeds its networks and needs back ===
 class Port(typing.NamedTuple):
     """One input or output of a network, as a model declares it for `check_network`.

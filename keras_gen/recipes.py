@@ -2,9 +2,23 @@
 
 A recipe is data, not code. Every key is checked before anything runs: an unknown key or a value of
 the wrong type is a `RecipeError` that lists the valid keys. Model options are checked against the
-model's constructor and compile options against its `compile_recipe`, so a new model needs no schema.
+model's constructor (`models.base.constructor_signature`), so a new model needs no schema.
+
+`[compile]` configures the model's optimizers, each of its `optimizer_names` (a model with one
+optimizer calls it `optimizer`), starting from the model's `default_optimizers`:
+
+    [compile.d_optimizer]         # one optimizer: any Keras optimizer and its arguments
+    class_name = "RMSprop"        # optional; the default's class (e.g. Adam) when left out
+    learning_rate = 5e-5
+
+    [compile]
+    learning_rate = 1e-3          # a plain key: that argument of every optimizer whose default takes it
+    d_learning_rate = 1e-4        # <prefix>_learning_rate: the learning rate of <prefix>_optimizer
+
+The plain and prefixed keys are the shorthand the zoo's first recipes use; a table may follow them.
 """
 
+import copy
 import dataclasses
 import inspect
 import pathlib
@@ -61,11 +75,26 @@ class Recipe:
     data: dict
     train: dict
     path: pathlib.Path
-    # Options of the model's own `train_pipeline` (only for models whose recipe is more than one `fit`).
+    # The options of the pipeline the recipe runs (its [pipeline] table without `name`), and that pipeline's name.
     pipeline: dict = dataclasses.field(default_factory=dict)
+    pipeline_name: str = "fit"
 
     def model_class(self):
         return registry.get_model_class(self.model)
+
+    def optimizers(self):
+        """{optimizer name: a new Keras optimizer} from the [compile] table."""
+        import keras
+
+        return {name: keras.optimizers.get(copy.deepcopy(config)) for name, config in self.compile.items()}
+
+    def compile_model(self, model):
+        """Compiles `model` with the recipe's optimizers (`model.compile`, one keyword per optimizer)."""
+        optimizers = self.optimizers()
+        if model.optimizer_names:
+            model.compile(**optimizers)
+        else:
+            model.compile(optimizer=optimizers["optimizer"])
 
     def build_model(self, seed=None):
         """The recipe's model, with its seed set from the recipe unless `seed` is given."""
@@ -140,18 +169,8 @@ def validate(raw, name, path=None):
     model_options = _check_against_signature(
         sections["model_options"], model_class.__init__, f"{where} [model_options] of {model_class.__name__}", skip=("self", "seed", "kwargs", *model_class.nested_models)
     )
-    compile_options = _check_against_signature(
-        sections["compile"], model_class.compile_recipe, f"{where} [compile] of {model_class.__name__}", skip=("self",)
-    )
-    pipeline = raw.get("pipeline", {})
-    if not isinstance(pipeline, dict):
-        raise RecipeError(f"{where}: [pipeline] must be a table, got {type(pipeline).__name__}.")
-    if pipeline and not hasattr(model_class, "train_pipeline"):
-        raise RecipeError(f"{where}: {model_class.__name__} trains with one `fit` and takes no [pipeline] section; remove it.")
-    if hasattr(model_class, "train_pipeline"):
-        pipeline = _check_against_signature(
-            pipeline, model_class.train_pipeline, f"{where} [pipeline] of {model_class.__name__}", skip=("recipe", "train", "run")
-        )
+    compile_options = check_compile(sections["compile"], model_class, f"{where} [compile] of {model_class.__name__}")
+    pipeline_name, pipeline = check_pipeline(raw.get("pipeline", {}), model_class, where)
     data = check_data(_check_fixed(sections["data"], DATA_KEYS, f"{where} [data]"), f"{where} [data]")
     train = _check_fixed(sections["train"], TRAIN_KEYS, f"{where} [train]")
     for key in ("epochs", "batch_size"):
@@ -171,7 +190,79 @@ def validate(raw, name, path=None):
         train=train,
         path=path,
         pipeline=pipeline,
+        pipeline_name=pipeline_name,
     )
+
+
+def check_pipeline(table, model_class, where):
+    """The [pipeline] table's `name` (default: the model's `recipe_pipeline`, "fit" for most) and the
+    pipeline's options (the other keys), checked against that pipeline's signature."""
+    from keras_gen import pipelines
+
+    if not isinstance(table, dict):
+        raise RecipeError(f"{where}: [pipeline] must be a table, got {type(table).__name__}.")
+    options = dict(table)
+    name = _check_type(options.pop("name", model_class.recipe_pipeline), str, f"{where} [pipeline]", "name")
+    try:
+        pipeline = pipelines.get_pipeline(name)
+    except KeyError as error:
+        raise RecipeError(f"{where} [pipeline]: {error.args[0]}") from None
+    # `name` is listed among the valid keys, beside the pipeline's own options.
+    parameters = inspect.signature(pipeline).parameters
+    valid = ("name", *(key for key in parameters if key not in ("recipe", "train", "run")))
+    _check_keys(table, valid, f"{where} [pipeline] of the {name} pipeline")
+    return name, _check_against_signature(options, pipeline, f"{where} [pipeline] of the {name} pipeline", skip=("recipe", "train", "run"))
+
+
+def _check_optimizer(config, where):
+    """Checks an optimizer config against its Keras class's constructor, without building it: a recipe is
+    checked before a distribution strategy is made, and building an optimizer would start TensorFlow."""
+    import keras
+
+    optimizer_class = getattr(keras.optimizers, config["class_name"], None)
+    if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, keras.optimizers.Optimizer)) or optimizer_class is keras.optimizers.Optimizer:
+        names = sorted(
+            name for name, value in vars(keras.optimizers).items()
+            if isinstance(value, type) and issubclass(value, keras.optimizers.Optimizer) and value is not keras.optimizers.Optimizer and name[0].isupper()
+        )
+        raise RecipeError(f"{where}: {config['class_name']!r} is not a Keras optimizer; use one of {', '.join(names)}.")
+    parameters = [name for name in inspect.signature(optimizer_class.__init__).parameters if name not in ("self", "kwargs", "name")]
+    _check_keys(config["config"], parameters, f"{where} ({config['class_name']})")
+
+
+def check_compile(table, model_class, where):
+    """The [compile] table as {optimizer name: Keras optimizer config} (see the module docstring), each
+    config checked against its optimizer's constructor."""
+    names = model_class.optimizer_names or ("optimizer",)
+    defaults = {name: copy.deepcopy(model_class.default_optimizers[name]) for name in names}
+    prefixed = {f"{name[: -len('_optimizer')]}_learning_rate": name for name in names if name.endswith("_optimizer")}
+    tables = {key: value for key, value in table.items() if key in names}
+    plain = {key: value for key, value in table.items() if key not in names and key not in prefixed}
+    for key, value in tables.items():
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: {key} names an optimizer and must be a table ([compile.{key}]) of its class_name and arguments, got {value!r}.")
+    configs = {}
+    for name in names:
+        config, own = defaults[name], dict(tables.get(name, {}))
+        class_name = _check_type(own.pop("class_name", config["class_name"]), str, f"{where} [compile.{name}]", "class_name")
+        if class_name != config["class_name"]:
+            config = {"class_name": class_name, "config": {}}
+        for key, value in plain.items():
+            if key in config["config"]:
+                config["config"][key] = value
+        for key, target in prefixed.items():
+            if target == name and key in table:
+                config["config"]["learning_rate"] = table[key]
+        config["config"].update(own)
+        _check_optimizer(config, f"{where} [compile.{name}]")
+        configs[name] = config
+    unused = sorted(key for key in plain if not any(key in defaults[name]["config"] for name in names))
+    if unused:
+        raise RecipeError(
+            f"{where}: {', '.join(unused)} is an argument of none of the default optimizers ({', '.join(names)}); "
+            f"name the optimizer, e.g. [compile.{names[0]}] {unused[0]} = ..., or use one of: {', '.join([*names, *prefixed])}."
+        )
+    return configs
 
 
 def check_data(data, where):

@@ -22,18 +22,20 @@ def register_model(name):
 
 def model_names():
     """The registered zoo names, sorted."""
-    _import_zoo()
+    import_zoo()
     return sorted(_MODELS)
 
 
 def get_model_class(name):
     """The model class registered as `name`; a KeyError listing the valid names otherwise."""
-    _import_zoo()
+    import_zoo()
     if name not in _MODELS:
         raise KeyError(f"Unknown model {name!r}; the zoo has: {', '.join(sorted(_MODELS))}.")
     return _MODELS[name]
 
 
-def _import_zoo():
+def import_zoo():
+    """Registers every zoo model, with Keras too (`keras.saving.get_registered_object`), by importing
+    `keras_gen.models`: what a caller needs before Keras rebuilds a saved zoo model. Idempotent."""
     # Importing the package runs every @register_model in it.
     import keras_gen.models  # noqa: F401

@@ -7,9 +7,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras_gen  # noqa: E402,F401
 import tensorflow as tf  # noqa: E402
 
-# Must happen before TensorFlow initialises its devices, i.e. before any test runs an op.
+# Must happen before TensorFlow initialises its devices, i.e. before any test runs an op. Under
+# pytest-xdist (setup.cfg's `-n`) every worker is its own process and runs this for itself.
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+# On a GPU machine the xdist workers share the GPUs: each takes memory as it needs it, not all at once.
+for _gpu in tf.config.list_physical_devices("GPU"):
+    tf.config.experimental.set_memory_growth(_gpu, True)
 
 
 import pytest  # noqa: E402

@@ -1,12 +1,16 @@
 """One helper per concern, shared by the tests of every model in the zoo."""
 
+import atexit
 import gzip
 import json
 import pathlib
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 
 import keras_gen  # noqa: F401
 import keras
@@ -60,6 +64,28 @@ def fit_steps(model, data, steps=3, batch_size=8, **kwargs):
     return history.history
 
 
+def weights_of(network):
+    """Copies of `network`'s trainable weights as they are now, to compare after a step (`changed`)."""
+    return [np.array(w) for w in network.trainable_weights]
+
+
+def changed(before, after, atol=1e-7):
+    """One bool per weight: did it move by more than `atol` between two `weights_of` lists? An optimizer
+    step moves a weight by about its learning rate (1e-4 and up here); the same step taken twice, or on
+    two replicas, differs by float rounding, which `atol` absorbs."""
+    return [not np.allclose(np.asarray(a), np.asarray(b), rtol=0.0, atol=atol) for a, b in zip(before, after)]
+
+
+def snapshot(model, networks):
+    """{name: weights_of(model.<name>)} for the networks of `model` named in `networks`."""
+    return {name: weights_of(getattr(model, name)) for name in networks}
+
+
+def moved(before, after, atol=1e-7):
+    """The names of the networks, keys of two `snapshot`s, any of whose weights `changed`."""
+    return {name for name in before if any(changed(before[name], after[name], atol))}
+
+
 def assert_config_round_trip(model):
     """from_config(get_config()) rebuilds a model with the same config and variable shapes."""
     clone = type(model).from_config(model.get_config())
@@ -74,14 +100,21 @@ def assert_keras_reload(model, inputs, path):
     model.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-6)
-    for name in ("optimizer",) + tuple(getattr(model, "optimizer_names", ())):
-        original, restored = getattr(model, name, None), getattr(loaded, name, None)
-        if original is None:
-            continue
-        assert int(restored.iterations.numpy()) == int(original.iterations.numpy()) > 0
-        for a, b in zip(original.variables, restored.variables):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+    assert_optimizers_restored(model, loaded)
     return loaded
+
+
+def assert_optimizers_restored(model, loaded):
+    """Every optimizer of the trained `model` (Keras' `optimizer` or each of `optimizer_names`) came back
+    in `loaded` with its step count and every state variable (Adam's moments, loss scales) equal."""
+    names = tuple(getattr(model, "optimizer_names", ())) or ("optimizer",)
+    for name in names:
+        original, restored = getattr(model, name), getattr(loaded, name, None)
+        assert restored is not None, f"{name} was not restored"
+        assert int(restored.iterations.numpy()) == int(original.iterations.numpy()) > 0, name
+        assert len(restored.variables) == len(original.variables), name
+        for a, b in zip(original.variables, restored.variables):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), err_msg=f"{name}/{a.path}")
 
 
 _RELOAD_SCRIPT = textwrap.dedent(
@@ -89,48 +122,92 @@ _RELOAD_SCRIPT = textwrap.dedent(
     import json, os, sys
     import numpy as np
     import tensorflow as tf
-    request = json.load(open(sys.argv[1]))
-    loaded = tf.saved_model.load(request["path"])
-    results = {"signatures": sorted(loaded.signatures)}
-    for name, inputs in request["calls"].items():
-        fn = loaded.signatures[name]
-        specs = fn.structured_input_signature[1]
-        outputs = fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})
-        results[name] = {k: v.numpy().tolist() for k, v in outputs.items()}
-    results["refusals"] = {}
-    for label, (name, inputs) in request["refusals"].items():
-        print("refusal", label, file=sys.stderr, flush=True)  # the last one named is the case that killed the process
-        fn = loaded.signatures[name]
-        specs = fn.structured_input_signature[1]
-        try:
-            fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})
-            results["refusals"][label] = {"error": None, "message": ""}
-        except Exception as error:
-            results["refusals"][label] = {"error": type(error).__name__, "message": getattr(error, "message", str(error))}
-    # TF Serving's warm-up records, replayed as it does when it loads the version.
-    results["warmup"] = []
-    warmup = os.path.join(request["path"], "assets.extra", "tf_serving_warmup_requests")
-    if os.path.exists(warmup):
-        from tensorflow_serving.apis import prediction_log_pb2
-        for record in tf.data.TFRecordDataset(warmup):
-            predict = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-            inputs = {k: tf.make_ndarray(v) for k, v in predict.inputs.items()}
-            outputs = loaded.signatures[predict.model_spec.signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
-            results["warmup"].append({"signature": predict.model_spec.signature_name, "inputs": {k: v.tolist() for k, v in inputs.items()},
-                                      "outputs": {k: v.numpy().tolist() for k, v in outputs.items()}})
-    results["imported"] = sorted(m for m in ("keras_gen", "tensorflow_probability", "keras") if m in sys.modules)
-    json.dump(results, open(sys.argv[2], "w"))
+
+    def answer(request_path, response_path):
+        request = json.load(open(request_path))
+        loaded = tf.saved_model.load(request["path"])
+        results = {"signatures": sorted(loaded.signatures)}
+        for name, inputs in request["calls"].items():
+            fn = loaded.signatures[name]
+            specs = fn.structured_input_signature[1]
+            outputs = fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})
+            results[name] = {k: v.numpy().tolist() for k, v in outputs.items()}
+        results["refusals"] = {}
+        for label, (name, inputs) in request["refusals"].items():
+            print("refusal", label, file=sys.stderr, flush=True)  # the last one named is the case that killed the process
+            fn = loaded.signatures[name]
+            specs = fn.structured_input_signature[1]
+            try:
+                fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})
+                results["refusals"][label] = {"error": None, "message": ""}
+            except Exception as error:
+                results["refusals"][label] = {"error": type(error).__name__, "message": getattr(error, "message", str(error))}
+        # TF Serving's warm-up records, replayed as it does when it loads the version.
+        results["warmup"] = []
+        warmup = os.path.join(request["path"], "assets.extra", "tf_serving_warmup_requests")
+        if os.path.exists(warmup):
+            from tensorflow_serving.apis import prediction_log_pb2
+            for record in tf.data.TFRecordDataset(warmup):
+                predict = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+                inputs = {k: tf.make_ndarray(v) for k, v in predict.inputs.items()}
+                outputs = loaded.signatures[predict.model_spec.signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
+                results["warmup"].append({"signature": predict.model_spec.signature_name, "inputs": {k: v.tolist() for k, v in inputs.items()},
+                                          "outputs": {k: v.numpy().tolist() for k, v in outputs.items()}})
+        results["imported"] = sorted(m for m in ("keras_gen", "tensorflow_probability", "keras") if m in sys.modules)
+        json.dump(results, open(response_path, "w"))
+
+    # One request a line on stdin, [request.json, response.json]; "answered" on stdout after each.
+    for line in sys.stdin:
+        print("request", line.strip(), file=sys.stderr, flush=True)
+        answer(*json.loads(line))
+        print("answered", flush=True)
     """
 )
 
+# The TensorFlow-only process, kept between calls: importing TensorFlow takes ~6 s on this machine
+# and a dozen tests load an export. It loads each request's SavedModel afresh, as TF Serving loads many
+# models in one process, and is replaced after any request it does not answer.
+_tf_only = {}
 
-def call_export_in_fresh_process(path, calls, tmp_path, refusals=None):
-    """Loads the SavedModel at `path` in a new Python that imports only tensorflow and calls
-    `calls = {signature: {input: array}}`, then sends the bad requests `refusals = {label: (signature,
-    {input: array})}`. Returns {signatures, imported, refusals: {label: {error, message}} (error: the
-    exception's class name, None if the request was answered), <signature>: {output: array}, warmup:
-    [{signature, inputs, outputs}] of the export's warm-up records replayed in order}; a
-    request that kills the process fails the calling test with the label of the case."""
+
+def _stop_tensorflow_only_process():
+    process = _tf_only.pop("process", None)
+    if process is not None and process.poll() is None:
+        process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    if "folder" in _tf_only:
+        shutil.rmtree(_tf_only.pop("folder"), ignore_errors=True)
+
+
+atexit.register(_stop_tensorflow_only_process)
+
+
+def _tensorflow_only_process():
+    process = _tf_only.get("process")
+    if process is None or process.poll() is not None:
+        _stop_tensorflow_only_process()
+        folder = pathlib.Path(tempfile.mkdtemp(prefix="keras_gen_tf_only_"))
+        (folder / "reload.py").write_text(_RELOAD_SCRIPT)
+        stderr = open(folder / "stderr.txt", "w")
+        process = subprocess.Popen(
+            [sys.executable, str(folder / "reload.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+        stderr.close()  # the child holds its own copy
+        _tf_only.update(process=process, folder=folder)
+    return process
+
+
+def call_export_in_fresh_process(path, calls, tmp_path, refusals=None, timeout=300):
+    """Loads the SavedModel at `path` in a Python that imports only tensorflow (started on the first
+    call and kept, see `_tf_only`) and calls `calls = {signature: {input: array}}`, then sends the bad
+    requests `refusals = {label: (signature, {input: array})}`. Returns {signatures, imported, refusals:
+    {label: {error, message}} (error: the exception's class name, None if the request was answered),
+    <signature>: {output: array}, warmup: [{signature, inputs, outputs}] of the export's warm-up records
+    replayed in order}; a request that kills the process fails the calling test with the label of the
+    case, and the next call starts a new process."""
     tmp_path = pathlib.Path(tmp_path)
     request = tmp_path / "request.json"
     response = tmp_path / "response.json"
@@ -140,10 +217,26 @@ def call_export_in_fresh_process(path, calls, tmp_path, refusals=None):
 
     bad = {label: (name, listed(inputs)) for label, (name, inputs) in (refusals or {}).items()}
     request.write_text(json.dumps({"path": str(path), "calls": {k: listed(c) for k, c in calls.items()}, "refusals": bad}))
-    script = tmp_path / "reload.py"
-    script.write_text(_RELOAD_SCRIPT)
-    run = subprocess.run([sys.executable, str(script), str(request), str(response)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, f"the TensorFlow-only process exited with {run.returncode}:\n{run.stderr[-3000:]}"
+    process = _tensorflow_only_process()
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
+    try:
+        process.stdin.write(json.dumps([str(request), str(response)]) + "\n")
+        process.stdin.flush()
+        line = "(none)"
+        while line and line != "answered\n":
+            line = process.stdout.readline()
+    except BrokenPipeError:
+        line = ""
+    finally:
+        watchdog.cancel()
+    if not line:
+        process.kill()
+        returncode = process.wait()
+        stderr = (_tf_only["folder"] / "stderr.txt").read_text()
+        # Only this request's part of the log: from the line that named it.
+        stderr = stderr[max(stderr.rfind(f"request {json.dumps([str(request), str(response)])}"), 0) :]
+        raise AssertionError(f"the TensorFlow-only process exited with {returncode}:\n{stderr[-3000:]}")
     result = json.loads(response.read_text())
     for name in calls:
         result[name] = {k: np.asarray(v) for k, v in result[name].items()}

@@ -28,7 +28,7 @@ def fit_tiny(model_name, strategy):
     keras.utils.set_random_seed(0)  # the same initial weights in every process
     with strategy.scope():
         model = recipe.model_class()(**options)
-        model.compile_recipe(**recipe.compile)
+        recipe.compile_model(model)
     tanh = recipe.data["preprocessing"] == "tanh"
     images = helpers.tiny_images(32) * (2.0 if tanh else 1.0) - (1.0 if tanh else 0.0)
     # Under two workers each worker's replica takes its half of every global batch.

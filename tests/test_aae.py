@@ -9,8 +9,9 @@ import tensorflow as tf
 from keras_gen import anomaly
 from keras_gen import training
 from keras_gen.models import AAE
-from keras_gen.models.aae import THRESHOLD_LEVELS
+from keras_gen.anomaly import THRESHOLD_LEVELS
 from tests import helpers
+from tests.helpers import moved
 from tests.zoo_cases import tiny_batches
 
 SHAPE = helpers.IMAGE_SHAPE
@@ -27,12 +28,7 @@ def images(count=16, seed=0):
 
 
 def snapshot(model):
-    return {name: [np.array(w) for w in getattr(model, name).trainable_weights] for name in ("encoder", "decoder", "discriminator")}
-
-
-def moved(before, after):
-    """The networks any of whose trainable weights changed."""
-    return {name for name in before if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
+    return helpers.snapshot(model, ("encoder", "decoder", "discriminator"))
 
 
 # === Each phase touches its own weights only ===
@@ -139,14 +135,14 @@ def test_anomaly_score_follows_its_documented_formula():
     reconstruction = 1 / (1 + np.exp(-model.decoder(codes, training=False).numpy()))
     error = ((reconstruction - x) ** 2).mean(axis=(1, 2, 3))
     log_density = -0.5 * (codes**2).sum(axis=1) - np.log(2 * np.pi)  # N(0, I) in 2 dimensions
-    expected = (error - stats["mean_error"]) / stats["std_error"] - 0.7 * (log_density - stats["mean_log_density"]) / stats["std_log_density"]
+    expected = (error - stats["mean_reconstruction_error"]) / stats["std_reconstruction_error"] - 0.7 * (log_density - stats["mean_log_density"]) / stats["std_log_density"]
     got = model.anomaly_score(x)
     np.testing.assert_allclose(got["reconstruction_error"], error, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(got["log_density"], log_density, rtol=1e-5)
     np.testing.assert_allclose(got["score"], expected, rtol=1e-3, atol=1e-4)
     # The calibration images' standardised terms have mean 0 and standard deviation 1.
     terms = model.anomaly_score(held_out)
-    standardised = (terms["reconstruction_error"] - stats["mean_error"]) / stats["std_error"]
+    standardised = (terms["reconstruction_error"] - stats["mean_reconstruction_error"]) / stats["std_reconstruction_error"]
     assert abs(float(np.mean(standardised))) < 1e-3 and float(np.std(standardised)) == pytest.approx(1.0, abs=1e-3)
     # The stored thresholds are threshold_at_fpr of the calibration scores.
     scores = np.asarray(terms["score"])
@@ -159,7 +155,7 @@ def test_anomaly_weight_zero_scores_by_reconstruction_alone():
     model = tiny_aae(anomaly_weight=0.0, normal_class=4)
     stats = model.calibrate(images(20))
     terms = model.anomaly_score(images(5, seed=1))
-    np.testing.assert_allclose(terms["score"], (terms["reconstruction_error"] - stats["mean_error"]) / stats["std_error"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(terms["score"], (terms["reconstruction_error"] - stats["mean_reconstruction_error"]) / stats["std_reconstruction_error"], rtol=1e-4, atol=1e-5)
     assert model.anomaly_threshold(tf.constant([0.1]))["normal_class"].numpy().tolist() == [4]
 
 
@@ -220,7 +216,7 @@ def test_calibrate_accepts_a_dataset_and_rejects_too_little_or_bad_data():
         model.calibrate(images(1))
     with pytest.raises(ValueError, match="got none"):
         model.calibrate(np.zeros((0, *SHAPE), np.float32))
-    with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match=r"works on images in \[0, 1\]"):
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match=r"trains on images in \[0, 1\]"):
         model.calibrate(images(4) * 255.0)
 
 
@@ -293,7 +289,7 @@ def test_fit_rejects_bad_images_and_a_missing_compile():
         model.fit((images(8) * 255).astype("uint8"), batch_size=4, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="was built for images of shape"):
         model.fit(np.zeros((8, 28, 28, 1), np.float32), batch_size=4, epochs=1, verbose=0)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"works on images in \[0, 1\]"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"trains on images in \[0, 1\]"):
         model.fit(images(8) * 2.0 - 1.0, batch_size=4, epochs=1, verbose=0)
 
 

@@ -59,15 +59,15 @@ def test_missing_or_bad_labels_say_what_to_do():
     images = helpers.tiny_images(8)
     with pytest.raises(ValueError, match="with_labels = true"):
         model.fit(images, batch_size=8, verbose=0)
-    with pytest.raises(ValueError, match="integer class ids"):
+    with pytest.raises(ValueError, match="integer class indices"):
         model.compute_losses(images, np.zeros(8, "float32"))
     with pytest.raises(ValueError, match=r"shape \[batch\]"):
-        model.compute_losses(images, np.zeros((8, 1), "int64"))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class ids in \[0, 10\)"):
+        model.compute_losses(images, np.zeros((8, 2), "int64"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class indices in \[0, 10\)"):
         model.compute_losses(images, np.full(8, 10, "int64"))
     fresh = CVAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=LATENT, seed=0)  # a failed trace leaves `model`'s train function unusable
     fresh.compile(optimizer="adam")
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class ids in \[0, 10\)"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class indices in \[0, 10\)"):
         fresh.fit(tf.data.Dataset.from_tensor_slices((images, np.full(8, -1, "int64"))).batch(8), verbose=0)
 
 
@@ -78,5 +78,5 @@ def test_exported_signatures_take_a_label_and_refuse_an_unknown_one(tmp_path):
     sample = loaded.signatures["sample"]
     images = sample(seed=tf.constant([1, 1], tf.int64), label=tf.constant([2, 8], tf.int64))["images"].numpy()
     np.testing.assert_allclose(images, model.sample(np.array([1, 1], "int64"), np.array([2, 8], "int64"))["images"], atol=1e-5)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class ids in \[0, 10\)"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class indices in \[0, 10\)"):
         sample(seed=tf.constant([1], tf.int64), label=tf.constant([12], tf.int64))

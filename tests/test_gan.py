@@ -13,6 +13,8 @@ from keras_gen.models import DCGAN
 from keras_gen.models import GAN
 from keras_gen.models import WGANGP
 from tests import helpers
+from tests.helpers import changed
+from tests.helpers import weights_of
 from tests.zoo_cases import tiny_batches
 
 LATENT = 2
@@ -51,119 +53,6 @@ def small_critic(seed=0):
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1))(layers.Flatten()(x))
     return keras.Model(images, x, name="discriminator")
-
-
-def weights_of(network):
-    return [np.array(w) for w in network.trainable_weights]
-
-
-def changed(before, after):
-    return [not np.allclose(a, b) for a, b in zip(before, after)]
-
-
-# === Losses ===
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-FORMULAS = {
-    # name: (discriminator loss, generator loss) of raw outputs r = D(x), f = D(G(z)).
-    "minimax": (lambda r, f: -np.log(sigmoid(r)) - np.log(1 - sigmoid(f)), lambda f: np.log(1 - sigmoid(f))),
-    "non_saturating": (lambda r, f: -np.log(sigmoid(r)) - np.log(1 - sigmoid(f)), lambda f: -np.log(sigmoid(f))),
-    "wasserstein": (lambda r, f: f - r, lambda f: -f),
-    "hinge": (lambda r, f: np.maximum(0, 1 - r) + np.maximum(0, 1 + f), lambda f: -f),
-    "least_squares": (lambda r, f: 0.5 * ((r - 1) ** 2 + f**2), lambda f: 0.5 * (f - 1) ** 2),
-}
-
-
-@pytest.mark.parametrize("name", sorted(losses.GAN_LOSSES))
-def test_loss_functions_match_their_formulas(name):
-    assert set(FORMULAS) == set(losses.GAN_LOSSES)
-    real = np.array([-3.0, -0.5, 0.0, 0.7, 4.0], "float32")
-    fake = np.array([2.0, -1.5, 0.3, 0.0, -4.0], "float32")
-    d_loss, g_loss = losses.GAN_LOSSES[name]
-    d_formula, g_formula = FORMULAS[name]
-    np.testing.assert_allclose(d_loss(tf.constant(real), tf.constant(fake)), d_formula(real, fake), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(g_loss(tf.constant(fake)), g_formula(fake), rtol=1e-5, atol=1e-6)
-
-
-def test_minimax_generator_loss_saturates_where_the_non_saturating_one_does_not():
-    # A discriminator that confidently rejects the samples (logit -8): the minimax generator barely
-    # learns (gradient -sigmoid(-8) ~ -3e-4 per unit logit), the non-saturating one does (~ -1).
-    logits = tf.constant([-8.0])
-    gradients = {}
-    for name in ("minimax", "non_saturating"):
-        with tf.GradientTape() as tape:
-            tape.watch(logits)
-            loss = losses.GAN_LOSSES[name][1](logits)
-        gradients[name] = float(tape.gradient(loss, logits)[0])
-    assert abs(gradients["minimax"]) < 1e-3
-    assert gradients["non_saturating"] == pytest.approx(-1.0, abs=1e-3)
-
-
-def test_gradient_penalty_matches_closed_forms():
-    rng = np.random.default_rng(0)
-    real = tf.constant(rng.normal(size=(4, *SHAPE)), tf.float32)
-    fake = tf.constant(rng.normal(size=(4, *SHAPE)), tf.float32)
-    seed = tf.constant([1, 2])
-    # A linear critic f(x) = <w, x> has gradient w everywhere: the penalty is (|w| - 1)^2 at any point.
-    w = tf.Variable(rng.normal(size=SHAPE).astype("float32"))
-    with tf.GradientTape() as tape:
-        penalty = losses.gradient_penalty(lambda x: tf.reduce_sum(x * w, axis=[1, 2, 3]), real, fake, seed)
-        mean = tf.reduce_mean(penalty)
-    norm = np.linalg.norm(w.numpy())
-    np.testing.assert_allclose(penalty, np.full(4, (norm - 1.0) ** 2), rtol=1e-5)
-    # Its gradient reaches the critic's weights through the inner gradient: 2 (|w| - 1) w / |w|.
-    np.testing.assert_allclose(tape.gradient(mean, w), 2 * (norm - 1.0) * w.numpy() / norm, rtol=1e-4, atol=1e-6)
-    # f(x) = a |x|^2 / 2 has gradient a x: with real == fake every interpolate is x itself.
-    a = tf.Variable(0.3)
-    with tf.GradientTape() as tape:
-        penalty = losses.gradient_penalty(lambda x: a * 0.5 * tf.reduce_sum(tf.square(x), axis=[1, 2, 3]), real, real, seed)
-        mean = tf.reduce_mean(penalty)
-    norms = np.linalg.norm(real.numpy().reshape(4, -1), axis=1)
-    np.testing.assert_allclose(penalty, (0.3 * norms - 1.0) ** 2, rtol=1e-4)
-    np.testing.assert_allclose(float(tape.gradient(mean, a)), np.mean(2 * (0.3 * norms - 1.0) * norms), rtol=1e-4)
-
-
-def test_gradient_penalty_interpolates_at_uniform_random_points_between_real_and_generated():
-    # f(x) = |x|^2 / 2 has gradient x. Between real = 0 and generated = 1/8 everywhere (|.| = 1 for
-    # 64 pixels) the interpolate eps * fake has gradient norm eps, so the penalty (eps - 1)^2 reveals eps.
-    def critic(x):
-        return 0.5 * tf.reduce_sum(tf.square(x), axis=[1, 2, 3])
-
-    zeros, fakes = tf.zeros([512, *SHAPE]), tf.fill([512, *SHAPE], 1.0 / 8.0)
-    eps = 1.0 - np.sqrt(losses.gradient_penalty(critic, zeros, fakes, tf.constant([3, 4])).numpy())
-    assert eps.min() >= 0.0 and eps.max() < 1.0
-    assert eps.mean() == pytest.approx(0.5, abs=0.05) and eps.std() == pytest.approx(np.sqrt(1 / 12), abs=0.03)
-    again = 1.0 - np.sqrt(losses.gradient_penalty(critic, zeros, fakes, tf.constant([3, 4])).numpy())
-    other = 1.0 - np.sqrt(losses.gradient_penalty(critic, zeros, fakes, tf.constant([3, 5])).numpy())
-    np.testing.assert_allclose(eps, again, atol=1e-6)
-    assert not np.allclose(eps, other), "the seed sets the mixing weights"
-
-
-def test_masked_leaky_relu_is_keras_leaky_relu_to_second_order():
-    def critic(activation):
-        images = keras.Input(SHAPE)
-        x = activation(layers.Conv2D(4, 3, strides=2, padding="same")(images))
-        x = activation(layers.Dense(8)(layers.Flatten()(x)))
-        return keras.Model(images, layers.Dense(1)(x))
-
-    keras.utils.set_random_seed(0)
-    masked, plain = critic(networks.MaskedLeakyReLU(0.2)), critic(layers.LeakyReLU(0.2))
-    plain.set_weights(masked.get_weights())
-    x = tf.constant(real_images(6))
-    np.testing.assert_allclose(masked(x), plain(x), atol=1e-6)
-    gradients = []
-    for model in (masked, plain):
-        with tf.GradientTape() as tape:
-            penalty = tf.reduce_mean(losses.gradient_penalty(model, x, x[::-1], tf.constant([0, 1])))
-        found = tape.gradient(penalty, model.trainable_weights)
-        # The biases only reach the penalty through the slopes, whose derivative is zero.
-        gradients.append([np.zeros(w.shape) if g is None else np.asarray(g) for g, w in zip(found, model.trainable_weights)])
-    assert float(penalty) > 0
-    for a, b in zip(*gradients):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    assert any(np.abs(a).max() > 1e-3 for a in gradients[0])
 
 
 # === The training step ===
@@ -384,7 +273,7 @@ def test_cgan_refuses_missing_wrong_or_out_of_range_labels():
     model = tiny_cgan(num_classes=4)
     model.compile()
     images = real_images(8)
-    with pytest.raises(ValueError, match=r"needs class labels.*with_labels = true"):
+    with pytest.raises(ValueError, match=r"needs a class label per image.*with_labels = true"):
         model.fit(images, batch_size=8, verbose=0)
     with pytest.raises(ValueError, match="integer class indices"):
         model.fit(images, np.zeros(8, "float32"), batch_size=8, verbose=0)
@@ -420,7 +309,7 @@ def test_recipes_train_on_tanh_scaled_fashion_mnist(name, model):
     assert recipe.data["with_labels"] == (name == "cgan")
     built = recipe.build_model()
     assert type(built) is model and built.image_shape == (28, 28, 1)
-    built.compile_recipe(**recipe.compile)
+    recipe.compile_model(built)
     assert built.d_optimizer is not None and built.g_optimizer is not None
     if name == "wgan_gp":
         assert (built.d_steps, built.gradient_penalty_weight, built.loss_name) == (5, 10.0, "wasserstein")

@@ -2,8 +2,12 @@
 
 import keras_gen  # noqa: F401
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
+from keras import layers
 
+from keras_gen import losses
 from keras_gen import networks
 from keras_gen.models import AAE
 from keras_gen.models import CGAN
@@ -165,3 +169,28 @@ def test_an_uneven_image_size_fails_at_construction(name):
 def test_encoders_fail_on_an_uneven_image_size_too(encoder):
     with pytest.raises(ValueError, match=UNEVEN):
         encoder((30, 30, 1))
+
+
+def test_masked_leaky_relu_is_keras_leaky_relu_to_second_order():
+    def critic(activation):
+        images = keras.Input(helpers.IMAGE_SHAPE)
+        x = activation(layers.Conv2D(4, 3, strides=2, padding="same")(images))
+        x = activation(layers.Dense(8)(layers.Flatten()(x)))
+        return keras.Model(images, layers.Dense(1)(x))
+
+    keras.utils.set_random_seed(0)
+    masked, plain = critic(networks.MaskedLeakyReLU(0.2)), critic(layers.LeakyReLU(0.2))
+    plain.set_weights(masked.get_weights())
+    x = tf.constant(helpers.tiny_images(6, binary=False) * 2.0 - 1.0)
+    np.testing.assert_allclose(masked(x), plain(x), atol=1e-6)
+    gradients = []
+    for model in (masked, plain):
+        with tf.GradientTape() as tape:
+            penalty = tf.reduce_mean(losses.gradient_penalty(model, x, x[::-1], tf.constant([0, 1])))
+        found = tape.gradient(penalty, model.trainable_weights)
+        # The biases only reach the penalty through the slopes, whose derivative is zero.
+        gradients.append([np.zeros(w.shape) if g is None else np.asarray(g) for g, w in zip(found, model.trainable_weights)])
+    assert float(penalty) > 0
+    for a, b in zip(*gradients):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert any(np.abs(a).max() > 1e-3 for a in gradients[0])

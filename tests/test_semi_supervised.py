@@ -11,11 +11,11 @@ import pytest
 import tensorflow as tf
 
 from keras_gen import recipes
-from keras_gen import semi_supervised
 from keras_gen.data import DataError
 from keras_gen.models import Autoencoder
 from keras_gen.models import SemiSupervisedClassifier
 from keras_gen.models import VAE
+from keras_gen.pipelines import semi_supervised
 from tests import helpers
 
 
@@ -27,12 +27,18 @@ def labeled(count=32, seed=0):
     return images, labels
 
 
+_PRETRAINED = {}
+
+
 def pretrained_encoder():
-    """A tiny autoencoder's encoder after a few steps, so its BatchNorm statistics are not the initial ones."""
-    model = Autoencoder(image_shape=helpers.IMAGE_SHAPE, code_dim=3, filters=(4, 8), seed=0)
-    model.compile(optimizer="adam")
-    helpers.fit_steps(model, labeled()[0], steps=3)
-    return model.encoder
+    """A tiny autoencoder's encoder after a few steps, so its BatchNorm statistics are not the initial ones:
+    an independent copy of one trained once per test process (the tests freeze, fine-tune or check it)."""
+    if "encoder" not in _PRETRAINED:
+        model = Autoencoder(image_shape=helpers.IMAGE_SHAPE, code_dim=3, filters=(4, 8), seed=0)
+        model.compile(optimizer="adam")
+        helpers.fit_steps(model, labeled()[0], steps=3)
+        _PRETRAINED["encoder"] = model.encoder
+    return semi_supervised.weight_copy(_PRETRAINED["encoder"])
 
 
 def classifier(encoder=None, **kwargs):
@@ -72,7 +78,7 @@ def test_frozen_encoder_keeps_its_weights_and_batchnorm_statistics():
     before = snapshot(encoder)
     assert moving_statistics(encoder), "the encoder has BatchNorm moving statistics to check"
     model = classifier(encoder, freeze_encoder=True)
-    model.compile_recipe(learning_rate=1e-2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
     head_before = snapshot(model.head)
     images, labels = labeled()
     model.fit(images, labels, batch_size=8, epochs=3, verbose=0)
@@ -87,7 +93,7 @@ def test_fine_tuning_changes_the_encoder_and_its_batchnorm_statistics():
     before = snapshot(encoder)
     model = classifier(encoder, freeze_encoder=True)
     model.set_encoder_frozen(False)
-    model.compile_recipe(learning_rate=1e-3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
     images, labels = labeled()
     model.fit(images, labels, batch_size=8, epochs=2, verbose=0)
     after = snapshot(encoder)
@@ -149,12 +155,12 @@ def test_fine_tuning_with_a_reconstruction_term_trains_the_decoder_on_unlabeled_
     joint = tf.data.Dataset.from_tensor_slices((images, labels, unlabeled)).batch(8)
     before = snapshot(model.decoder)
     # Frozen: no reconstruction term, so the decoder stays as it was.
-    model.compile_recipe(learning_rate=1e-2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
     model.fit(joint, epochs=1, verbose=0)
     for path, value in snapshot(model.decoder).items():
         np.testing.assert_array_equal(value, before[path], err_msg=path)
     model.set_encoder_frozen(False)
-    model.compile_recipe(learning_rate=1e-2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
     logs = model.fit(joint, epochs=1, verbose=0).history
     assert logs["reconstruction"][0] > 0.0
     assert any(not np.array_equal(value, before[path]) for path, value in snapshot(model.decoder).items())
@@ -248,7 +254,7 @@ def test_classify_returns_probabilities_and_the_most_likely_label():
 
 def test_training_learns_two_visible_classes():
     model = classifier(hidden_units=8)
-    model.compile_recipe(learning_rate=1e-2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
     images, labels = labeled(64)
     history = model.fit(images, labels, batch_size=16, epochs=10, verbose=0).history
     assert history["accuracy"][-1] > 0.9 and history["loss"][-1] < history["loss"][0]
@@ -257,7 +263,7 @@ def test_training_learns_two_visible_classes():
 @pytest.mark.parametrize(
     "labels, error, message",
     [
-        (None, ValueError, r"\(images, labels\) pairs"),
+        (None, ValueError, r"needs a class label per image: fit it on \(images, labels\) batches"),
         (np.zeros(8, "float32"), ValueError, "integer class indices"),
         (np.zeros((8, 2), "int64"), ValueError, r"shape \[batch\]"),
         (np.full(8, 10, "int64"), tf.errors.InvalidArgumentError, r"class indices in \[0, 10\)"),
@@ -265,7 +271,7 @@ def test_training_learns_two_visible_classes():
 )
 def test_bad_labels_say_what_to_do(labels, error, message):
     model = classifier()
-    model.compile_recipe()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
     images = labeled(8)[0]
     with pytest.raises(error, match=message):
         model.fit(images, labels, batch_size=8, verbose=0)
@@ -284,14 +290,14 @@ def test_pipeline_options_are_checked_like_every_recipe_section(tmp_path):
     assert recipe.pipeline["labels_per_class"] == 10 and recipe.model == "semi_supervised"
     bad = tmp_path / "bad.toml"
     bad.write_text('model = "semi_supervised"\n[pipeline]\nlabels = 5\n')
-    message = r"\[pipeline\] of SemiSupervisedClassifier: unknown key\(s\) labels; valid keys are: pretrain_recipe"
+    message = r"\[pipeline\] of the semi_supervised pipeline: unknown key\(s\) labels; valid keys are: name, pretrain_recipe"
     with pytest.raises(recipes.RecipeError, match=message):
         recipes.load_recipe(bad)
     bad.write_text('model = "semi_supervised"\n[pipeline]\nlabels_per_class = "ten"\n')
     with pytest.raises(recipes.RecipeError, match="`labels_per_class` must be int"):
         recipes.load_recipe(bad)
     bad.write_text('model = "vae"\n[pipeline]\nlabels_per_class = 5\n')
-    with pytest.raises(recipes.RecipeError, match="takes no \\[pipeline\\] section"):
+    with pytest.raises(recipes.RecipeError, match=r"\[pipeline\] of the fit pipeline: unknown key\(s\) labels_per_class; valid keys are: name\."):
         recipes.load_recipe(bad)
 
 
@@ -426,14 +432,14 @@ def test_fine_tuning_with_pseudo_labels_reports_them_and_moves_the_encoder_diffe
     after = {}
     for weight in (0.0, 5.0):
         model = classifier(semi_supervised.weight_copy(encoder), hidden_units=4, consistency_weight=weight, confidence_threshold=0.05)
-        model.compile_recipe(learning_rate=1e-2)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
         logs = model.fit(joint, epochs=1, verbose=0, shuffle=False).history
         after[weight] = snapshot(model.encoder)
     assert logs["consistency"][0] > 0.0 and logs["confident"][0] == 1.0
     assert any(not np.allclose(value, after[0.0][path]) for path, value in after[5.0].items() if "moving_" not in path)
     # Frozen: the term is off, so the logs have no consistency figures.
     frozen = classifier(semi_supervised.weight_copy(encoder), consistency_weight=1.0, freeze_encoder=True)
-    frozen.compile_recipe(learning_rate=1e-2)
+    frozen.compile(optimizer=keras.optimizers.Adam(1e-2))
     assert frozen.fit(joint, epochs=1, verbose=0).history["consistency"] == [0.0]
     path = tmp_path / "pseudo.keras"
     model.save(path)
@@ -546,7 +552,7 @@ def test_fine_tuning_on_a_pseudo_labeled_stream_reports_the_mean_weight():
     weights = np.linspace(0.0, 1.0, 16).astype("float32")
     stream = tf.data.Dataset.from_tensor_slices((images, labels, (unlabeled, labels.astype("int32"), weights))).batch(16)
     model = classifier(pretrained_encoder(), hidden_units=4, consistency_weight=1.0)
-    model.compile_recipe(learning_rate=1e-2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
     logs = model.fit(stream, epochs=1, verbose=0).history
     assert logs["consistency"][0] > 0.0
     np.testing.assert_allclose(logs["confident"][0], weights.mean(), rtol=1e-5)

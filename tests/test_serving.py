@@ -21,7 +21,10 @@ from keras_gen import export
 from keras_gen import serving
 from tests import zoo_cases
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+# The README's serving section is short and points here for the rest of the request examples and the client.
+SERVING_DOC = ROOT / "docs" / "serving.md"
 # A variety of inputs: images, codes, interpolation weights (vae); seeds with labels (cgan); rates (aae).
 MODELS = ("vae", "cgan", "aae")
 
@@ -244,14 +247,19 @@ def test_describe_prints_the_signature_table_from_the_saved_model(exports, capsy
     assert lines[-1].endswith(f"{2 * 6} warm-up records")
 
 
-# === The README's serving examples are this command's output ===
+# === The README's and docs/serving.md's serving examples are this command's output ===
+def section(path, heading):
+    text = path.read_text()
+    return text[text.index(heading) :].split("\n## ", 1)[0]
+
+
 def readme_serving_section():
-    text = README.read_text()
-    return text[text.index("## Serve it with TF Serving") :].split("\n## ", 1)[0]
+    """The README's serving section, then docs/serving.md's "Sending requests" (the examples it links to)."""
+    return section(README, "## Serve it with TF Serving") + "\n" + section(SERVING_DOC, "## Sending requests")
 
 
 def readme_request_commands():
-    """(argv after `keras-gen`, the output the README shows or None) of each `keras-gen request` line."""
+    """(argv after `keras-gen`, the output the page shows or None) of each `keras-gen request` line."""
     commands = []
     lines = readme_serving_section().splitlines()
     for index, line in enumerate(lines):
@@ -269,13 +277,14 @@ def test_readme_request_examples_are_what_keras_gen_request_prints_and_they_run(
     tf.io.write_file("shirt.png", tf.io.encode_png(np.full([8, 8, 1], 200, np.uint8)))
     commands = readme_request_commands()
     assert len(commands) >= 3 and any(shown for _, shown in commands)
+    assert "keras-gen request" in section(README, "## Serve it with TF Serving"), "the README shows a request example itself"
     bodies = {}
     for argv, shown in commands:
         argv = ["shirt.png" if arg.endswith(".png") else arg for arg in argv]
         assert cli.main(argv) == 0, argv
         body = capsys.readouterr().out.strip()
         if shown is not None:
-            assert body == shown, f"README shows for `keras-gen {' '.join(argv)}`:\n{shown}\nthe command prints:\n{body}"
+            assert body == shown, f"The docs show for `keras-gen {' '.join(argv)}`:\n{shown}\nthe command prints:\n{body}"
         request_format = argv[argv.index("--format") + 1] if "--format" in argv else "rest-row"
         signature = argv[argv.index("--signature") + 1]
         _, values = decode_body(body, request_format, serving.read_signatures(path)[signature]["inputs"])
@@ -284,7 +293,7 @@ def test_readme_request_examples_are_what_keras_gen_request_prints_and_they_run(
     assert "grpc" in bodies
     (tmp_path / "sample.pbtxt").write_text(bodies["grpc"])
 
-    # The README's gRPC client, with a stub that answers from the loaded SavedModel instead of a server.
+    # docs/serving.md's gRPC client, with a stub that answers from the loaded SavedModel instead of a server.
     [client] = re.findall(r"```python\n(.*?)```", readme_serving_section(), re.S)
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -303,7 +312,7 @@ def test_readme_request_examples_are_what_keras_gen_request_prints_and_they_run(
     monkeypatch.setattr(grpc, "insecure_channel", lambda target: None)
     monkeypatch.setattr(prediction_service_pb2_grpc, "PredictionServiceStub", Stub)
     scope = {}
-    exec(compile(client, "README.md", "exec"), scope)
+    exec(compile(client, "docs/serving.md", "exec"), scope)
     assert scope["images"].shape[1:] == model.image_shape
 
 

@@ -278,8 +278,8 @@ def cvae_export(tmp_path_factory):
 def test_conditional_requests_are_checked_too(serving_check, cvae_export):
     cases = [
         # Labels outside [0, num_classes) were refused before; one label per row is new.
-        ("sample", ["seed=int64:2:1,2", "label=int64:2:0,10"], "labels must be class ids in [0, 10)"),
-        ("decode", ["z=float32:2,2:fill=0", "label=int64:2:-1,0"], "labels must be class ids in [0, 10)"),
+        ("sample", ["seed=int64:2:1,2", "label=int64:2:0,10"], "labels must be class indices in [0, 10)"),
+        ("decode", ["z=float32:2,2:fill=0", "label=int64:2:-1,0"], "labels must be class indices in [0, 10)"),
         ("sample", ["seed=int64:3:1,2,3", "label=int64:2:0,1"], "sample: inputs `seed`, `label` are one batch and must have the same batch size, got 3, 2."),
         ("reconstruct", ["images=float32:2,8,8,1:fill=0.5", "label=int64:1:0"], "inputs `images`, `label` are one batch and must have the same batch size, got 2, 1."),
         ("encode", ["images=float32:2,8,8:fill=0.5", "label=int64:2:0,1"], "encode: input `images` must have shape [batch, 8, 8, 1] (float32), got [2, 8, 8]."),

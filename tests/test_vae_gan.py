@@ -9,6 +9,8 @@ from keras_gen import networks
 from keras_gen import recipes
 from keras_gen.models import VAEGAN
 from tests import helpers
+from tests.helpers import changed
+from tests.helpers import weights_of
 from tests.zoo_cases import tiny_batches
 
 LATENT = 2
@@ -29,14 +31,6 @@ def code_blind_decoder(seed=0):
     frozen = layers.Dense(4, kernel_initializer="zeros", bias_initializer=keras.initializers.RandomNormal(seed=seed), trainable=False)
     x = layers.Dense(int(np.prod(SHAPE)), kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(frozen(z))
     return keras.Model(z, layers.Reshape(SHAPE)(x), name="decoder")
-
-
-def weights_of(network):
-    return [np.array(w) for w in network.trainable_weights]
-
-
-def changed(before, after):
-    return [not np.allclose(a, b, rtol=0, atol=1e-7) for a, b in zip(before, after)]
 
 
 def one_step(model, images):
@@ -227,6 +221,6 @@ def test_recipe_trains_on_scaled_fashion_mnist():
     assert recipe.data["preprocessing"] == "scale"
     model = recipe.build_model()
     assert type(model) is VAEGAN and model.image_shape == (28, 28, 1)
-    model.compile_recipe(**recipe.compile)
+    recipe.compile_model(model)
     assert all(getattr(model, name) is not None for name in NETWORKS)
     assert model.discriminator.output_shape == [(None, 4 * 4 * 128), (None, 1)]

@@ -42,10 +42,18 @@ def wrong_shape_requests(endpoint, batch=4):
     return requests
 
 
+_TRAINED = {}
+
+
 def trained(name, steps=2):
-    model, data = TINY_MODELS[name]()
-    history = model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0).history
-    return model, data, history
+    """(model, data, history): the tiny model `name` after `steps` steps of `fit`, trained once per test
+    process: the `.keras` and export tests share it (they save, load and export it and call its
+    endpoints, which take their seeds as inputs; neither trains it)."""
+    if (name, steps) not in _TRAINED:
+        model, data = TINY_MODELS[name]()
+        history = model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0).history
+        _TRAINED[name, steps] = model, data, history
+    return _TRAINED[name, steps]
 
 
 def test_every_registered_model_has_a_tiny_case():
@@ -66,6 +74,8 @@ def test_keras_file_round_trip(name, tmp_path):
     assert type(loaded) is type(model)
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # A reloaded model resumes training where it stopped: each optimizer's steps and moments come back.
+    helpers.assert_optimizers_restored(model, loaded)
     endpoint = model.serving_endpoints()[0]
     inputs = example_inputs(endpoint)
     for key, value in endpoint.fn(**inputs).items():

@@ -23,6 +23,7 @@ from keras_gen.models import GAN
 from keras_gen.models import WGANGP
 from keras_gen.models import VAEGAN
 from keras_gen.models import AAE
+from keras_gen.models import EBM
 from tests import helpers
 
 
@@ -76,7 +77,7 @@ def denoising_autoencoder(image_shape=helpers.IMAGE_SHAPE, **options):
 
 def semi_supervised(image_shape=helpers.IMAGE_SHAPE, **options):
     model = SemiSupervisedClassifier(image_shape=image_shape, code_dim=2, filters=(4, 8), hidden_units=4, dropout=0.1, seed=0, **options)
-    model.compile_recipe(learning_rate=1e-3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
     return model, tiny_batches(labels=True, shape=image_shape)
 
 
@@ -137,3 +138,14 @@ def aae(image_shape=helpers.IMAGE_SHAPE, **options):
 
 
 TINY_MODELS["aae"] = aae
+
+
+def ebm(image_shape=helpers.IMAGE_SHAPE, **options):
+    model = EBM(
+        image_shape=image_shape, filters=(4, 8), hidden_units=8, langevin_steps=2, sample_steps=3, buffer_size=16, reinit_rate=0.5, seed=0, **options
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return model, tiny_batches(shape=image_shape)
+
+
+TINY_MODELS["ebm"] = ebm

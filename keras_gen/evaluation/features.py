@@ -162,14 +162,13 @@ class InceptionFeatures(FeatureSpace):
         path = inception_weights_path(weights)
         sha256 = feature_extractor.sha256_of(path)
         model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=None, input_shape=(input_size, input_size, 3))
-        try:
-            feature_extractor.load_weights_strictly(model, path)
-        except Exception as error:  # noqa: BLE001  (h5py, Keras and zip errors all mean: not these weights)
-            raise FeatureExtractorError(
-                f"{path} (sha256 {sha256}) is not a weights file of Keras' InceptionV3(include_top=False): {type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}. Pass {INCEPTION_WEIGHTS_NAME} from Keras Applications, "
-                "or a file written by model.save_weights() of that architecture."
-            ) from None
+        feature_extractor.load_weights_or_refuse(
+            model,
+            path,
+            sha256,
+            "is not a weights file of Keras' InceptionV3(include_top=False)",
+            f"Pass {INCEPTION_WEIGHTS_NAME} from Keras Applications, or a file written by model.save_weights() of that architecture.",
+        )
         self.input_size = int(input_size)
         self.model = model
         self.batch_size = int(batch_size)

@@ -14,8 +14,10 @@ from keras_gen.models.gan import GAN
 from keras_gen.models.gan import WGANGP
 from keras_gen.models.aae import AAE
 from keras_gen.models.vae_gan import VAEGAN
+from keras_gen.models.ebm import EBM
 
 __all__ = ["GenerativeModel", "VAE", "CVAE", "GMVAE", "HVAE", "Autoencoder", "DenoisingAutoencoder", "SemiSupervisedClassifier"]
 __all__ += ["GAN", "DCGAN", "WGANGP", "CGAN"]
 __all__ += ["VAEGAN"]
 __all__ += ["AAE"]
+__all__ += ["EBM"]

@@ -13,7 +13,6 @@ suspicious when it reconstructs badly or when its code lands where the prior put
 """
 
 import keras_gen  # noqa: F401
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -21,29 +20,24 @@ from keras_gen import distributions
 from keras_gen import losses
 from keras_gen import networks
 from keras_gen import noise
+from keras_gen.anomaly import OneClassDetector
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
-from keras_gen.export import ValueRange
+from keras_gen.models.adversarial import Adversarial
 from keras_gen.models.autoencoder import CodeFunctions
 from keras_gen.models.base import SERVING_SEED_KEY
 from keras_gen.models.base import GenerativeModel
-from keras_gen.models.gan import resolve_loss
+from keras_gen.models.gan import DCGAN_ADAM
 from keras_gen.registry import register_model
 
 PRIORS = ("gaussian", "mixture")
-# Thresholds are stored for the false-positive rates 0, 1/1000, ..., 999/1000 of held-out normal data.
-THRESHOLD_LEVELS = 1000
 # TensorBoard gets code and prior histograms for at most this many latent dimensions.
 MAX_HISTOGRAM_DIMS = 8
 NUM_PRIOR_HISTOGRAM_SAMPLES = 1000
-# Adam for the reconstruction; DCGAN's Adam(2e-4, beta_1=0.5) for the two adversarial updates.
-DEFAULT_AE_LEARNING_RATE = 1e-3
-DEFAULT_ADVERSARIAL_LEARNING_RATE = 2e-4
-DEFAULT_BETA_1 = 0.5
 
 
 @register_model("aae")
-class AAE(CodeFunctions, GenerativeModel):
+class AAE(Adversarial, OneClassDetector, CodeFunctions, GenerativeModel):
     """An adversarial autoencoder with a Gaussian or a fixed Gaussian-mixture prior, and an anomaly score.
 
     `fit` takes images in [0, 1] (data preprocessing "scale"). Each step makes three updates: the encoder
@@ -72,11 +66,8 @@ class AAE(CodeFunctions, GenerativeModel):
     image size or latent dimension. The default weight, 1, weighs the two standardised terms equally;
     `anomaly_weight=0` scores by reconstruction error alone. How much the density term adds depends on
     how well the regularisation phase has shaped the codes: zoo/cards/aae.md gives each term's ROC-AUC
-    alone and combined. `calibrate` also stores the thresholds at which the held-out images'
-    false-positive rate is 0, 0.001, ..., 0.999
-    (`keras_gen.anomaly.threshold_at_fpr`); `anomaly_threshold(fpr)` reads them back (an image is flagged
-    when its score is above the threshold). A recipe run calibrates on its validation split, which the
-    model never trains on.
+    alone and combined. Calibration, thresholds and the anomaly endpoints are
+    `keras_gen.anomaly.OneClassDetector`'s (an image is flagged when its score is above the threshold).
 
     Args:
         encoder: a Keras model, images -> code [batch, latent_dim]; defaults to `networks.ae_encoder`.
@@ -113,9 +104,10 @@ class AAE(CodeFunctions, GenerativeModel):
 
     metric_names = ("reconstruction", "mse", "d_loss", "g_loss", "d_real", "d_fake", "ae_grad_norm", "d_grad_norm", "g_grad_norm")
     optimizer_names = ("ae_optimizer", "d_optimizer", "g_optimizer")
+    # Adam for the reconstruction; DCGAN's Adam(2e-4, beta_1=0.5) for the two adversarial updates.
+    default_optimizers = {"ae_optimizer": {"class_name": "Adam", "config": {"learning_rate": 1e-3}}, "d_optimizer": DCGAN_ADAM, "g_optimizer": DCGAN_ADAM}
     nested_models = ("encoder", "decoder", "discriminator")
     default_endpoint = "reconstruct"
-    nan_sentinel_weights = ("score_thresholds",)
     # The default networks' filters for 28x28 images, which None scales with the image size.
     base_filters = (32, 64)
 
@@ -156,8 +148,7 @@ class AAE(CodeFunctions, GenerativeModel):
         self.prior_kind = prior
         self.num_components = int(num_components)
         self.reconstruction_loss = reconstruction_loss
-        self.loss_name = loss if isinstance(loss, str) else None
-        self.d_loss_fn, self.g_loss_fn = resolve_loss(loss)
+        self.set_adversarial_loss(loss)
         self.filters = networks.resolve_widths(filters, self.image_shape, self.base_filters)
         self.convs_per_stage = int(convs_per_stage)
         self.discriminator_units = tuple(int(u) for u in discriminator_units)
@@ -173,14 +164,8 @@ class AAE(CodeFunctions, GenerativeModel):
         self.decoder = decoder or networks.ae_decoder(self.image_shape, self.latent_dim, self.filters[::-1], self.convs_per_stage, dtype=dtype, name="decoder")
         self.discriminator = discriminator or networks.code_discriminator(self.latent_dim, self.discriminator_units, dtype=dtype, name="discriminator")
         self.check_networks("encoder", "decoder", "discriminator")
-        # === Calibration (set by `calibrate`, saved and exported with the weights) ===
-        self.score_statistics = self.add_weight(
-            shape=(4,), initializer=keras.initializers.Constant([0.0, 1.0, 0.0, 1.0]), trainable=False, name="score_statistics"
-        )
-        # NaN until calibrated, so that an uncalibrated threshold can never pass for a real one.
-        self.score_thresholds = self.add_weight(
-            shape=(THRESHOLD_LEVELS,), initializer=keras.initializers.Constant(float("nan")), trainable=False, name="score_thresholds"
-        )
+        # One mean and spread per score term (set by `calibrate`, saved and exported with the weights).
+        self.add_calibration_weights(num_terms=2)
         self.built = True
 
     def network_interfaces(self):
@@ -208,20 +193,9 @@ class AAE(CodeFunctions, GenerativeModel):
     # === Inputs ===
     def check_training_images(self, images):
         """Checks a batch: float images of `image_shape` with values in [0, 1]."""
-        images = self.check_images(images)
-        message = f"{type(self).__name__} works on images in [0, 1]; use data preprocessing 'scale' (x / 255)."
-        checks = [
-            tf.debugging.assert_greater_equal(tf.reduce_min(images), -1e-3, message=message),
-            tf.debugging.assert_less_equal(tf.reduce_max(images), 1.0 + 1e-3, message=message),
-        ]
-        with tf.control_dependencies(checks):
-            return tf.identity(images)
+        return self.check_images_in_range(images, 0.0, 1.0, "use data preprocessing 'scale' (x / 255).")
 
     # === Loss terms, shared by the phases, train_step and test_step ===
-    def probabilities(self, scores):
-        """What `d_real`/`d_fake` report: sigmoid(logits) for the cross-entropy losses, else the raw scores."""
-        return tf.sigmoid(scores) if self.loss_name in losses.PROBABILITY_GAN_LOSSES else scores
-
     def discriminate(self, codes, training=False):
         """The discriminator's raw score of each code, float32 [batch]."""
         return tf.reshape(tf.cast(self.discriminator(codes, training=training), tf.float32), [-1])
@@ -259,50 +233,12 @@ class AAE(CodeFunctions, GenerativeModel):
         return terms
 
     # === Training ===
-    def compile(self, ae_optimizer=None, d_optimizer=None, g_optimizer=None, run_eagerly=False, jit_compile="auto", steps_per_execution=1):
-        """Configures the three optimizers (Keras' own `optimizer`, `loss` and `metrics` have no use here).
-
-        Args:
-            ae_optimizer: the reconstruction phase's optimizer, for the encoder and decoder (an instance,
-                a name or a config); defaults to Adam(1e-3).
-            d_optimizer: the discriminator's; defaults to Adam(2e-4, beta_1=0.5).
-            g_optimizer: the encoder's in the regularisation phase; defaults to Adam(2e-4, beta_1=0.5).
-            run_eagerly: as in `keras.Model.compile`.
-            jit_compile: as in `keras.Model.compile` ("auto": XLA on GPUs, not on CPUs).
-            steps_per_execution: as in `keras.Model.compile`.
-        """
-        self.compile_optimizers(
-            {"ae_optimizer": ae_optimizer, "d_optimizer": d_optimizer, "g_optimizer": g_optimizer},
-            run_eagerly=run_eagerly,
-            jit_compile=jit_compile,
-            steps_per_execution=steps_per_execution,
-        )
-
     def optimizer_variables(self, name):
         if name == "ae_optimizer":
             return self.encoder.trainable_variables + self.decoder.trainable_variables
         if name == "d_optimizer":
             return self.discriminator.trainable_variables
         return self.encoder.trainable_variables
-
-    def default_optimizer(self, name):
-        if name == "ae_optimizer":
-            return keras.optimizers.Adam(DEFAULT_AE_LEARNING_RATE)
-        return keras.optimizers.Adam(DEFAULT_ADVERSARIAL_LEARNING_RATE, beta_1=DEFAULT_BETA_1)
-
-    def compile_recipe(
-        self,
-        ae_learning_rate=DEFAULT_AE_LEARNING_RATE,
-        d_learning_rate=DEFAULT_ADVERSARIAL_LEARNING_RATE,
-        g_learning_rate=DEFAULT_ADVERSARIAL_LEARNING_RATE,
-        beta_1=DEFAULT_BETA_1,
-    ):
-        """Compiles the model as the zoo's recipes do: Adam for each update, `beta_1` for the adversarial two."""
-        self.compile(
-            ae_optimizer=keras.optimizers.Adam(ae_learning_rate),
-            d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
-            g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1),
-        )
 
     def reconstruction_step(self, images):
         """Reconstruction phase: one update of the encoder and decoder; returns its terms."""
@@ -367,16 +303,18 @@ class AAE(CodeFunctions, GenerativeModel):
     def sample(self, seed):
         return self.decode(self.sample_codes(seed))
 
-    def anomaly_terms(self, images, statistics=None):
-        """{score, reconstruction_error, log_density} per image (see the class docstring for the formula)."""
-        statistics = self.score_statistics if statistics is None else statistics
+    # === The anomaly score's terms (the score itself is OneClassDetector's) ===
+    def score_terms(self, images):
+        """{reconstruction_error, log_density} per image (see the class docstring)."""
         codes = self.encoder(images, training=False)
         reconstruction = self.decode(codes)["images"]
-        error = tf.reduce_mean(tf.square(self.smooth(reconstruction) - self.smooth(images)), axis=[1, 2, 3])
-        log_density = self.prior().log_prob(codes)
-        mean_error, std_error, mean_log_density, std_log_density = tf.unstack(tf.cast(statistics, tf.float32))
-        score = (error - mean_error) / std_error - self.anomaly_weight * (log_density - mean_log_density) / std_log_density
-        return {"score": score, "reconstruction_error": error, "log_density": log_density}
+        return {
+            "reconstruction_error": tf.reduce_mean(tf.square(self.smooth(reconstruction) - self.smooth(images)), axis=[1, 2, 3]),
+            "log_density": self.prior().log_prob(codes),
+        }
+
+    def score_weights(self):
+        return (1.0, -self.anomaly_weight)
 
     def smooth(self, images):
         """Each pixel's mean over the pixels of its error_smoothing x error_smoothing neighbourhood that lie
@@ -385,29 +323,6 @@ class AAE(CodeFunctions, GenerativeModel):
             return images
         return tf.nn.avg_pool2d(images, ksize=self.error_smoothing, strides=1, padding="SAME")
 
-    def anomaly_score(self, images):
-        return self.anomaly_terms(images)
-
-    def anomaly_threshold(self, fpr):
-        """The calibrated score threshold for each false-positive rate in [0, 1) (linear between the levels
-        stored at 0, 0.001, ..., 0.999; a rate above 0.999 gets that level's; NaN before `calibrate`), and
-        the model's normal class (-1: all classes)."""
-        fpr = tf.cast(fpr, tf.float32)
-        finite = tf.debugging.assert_all_finite(fpr, "fpr must be a false-positive rate in [0, 1), not NaN or infinite.")
-        with tf.control_dependencies([finite]):
-            fpr = tf.identity(fpr)
-        position = tf.clip_by_value(fpr, 0.0, (THRESHOLD_LEVELS - 1) / THRESHOLD_LEVELS) * THRESHOLD_LEVELS
-        below = tf.floor(position)
-        above = tf.minimum(below + 1.0, THRESHOLD_LEVELS - 1)
-        thresholds = tf.cast(self.score_thresholds, tf.float32)
-        low = tf.gather(thresholds, tf.cast(below, tf.int32))
-        high = tf.gather(thresholds, tf.cast(above, tf.int32))
-        normal_class = -1 if self.normal_class is None else self.normal_class
-        return {
-            "threshold": low + (position - below) * (high - low),
-            "normal_class": tf.fill(tf.shape(fpr), tf.constant(normal_class, tf.int64)),
-        }
-
     def serving_endpoints(self):
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         return [
@@ -415,61 +330,8 @@ class AAE(CodeFunctions, GenerativeModel):
             Endpoint("encode", self.encode, [images], {"images": UNIT_INTERVAL}),
             Endpoint("decode", self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="code")]),
             Endpoint("sample", self.sample, [tf.TensorSpec([None], tf.int64, name="seed")]),
-            Endpoint("anomaly_score", self.anomaly_score, [images], {"images": UNIT_INTERVAL}),
-            # A rate in [0, 1), as `anomaly.threshold_at_fpr` and `keras-gen evaluate --fpr` take it; rates
-            # above the last stored level (0.999) get that level's threshold.
-            Endpoint(
-                "anomaly_threshold",
-                self.anomaly_threshold,
-                [tf.TensorSpec([None], tf.float32, name="fpr")],
-                {"fpr": ValueRange(0.0, 1.0, high_exclusive=True)},
-            ),
+            *self.anomaly_endpoints(),
         ]
-
-    # === Anomaly detection: calibration on held-out normal images ===
-    def calibrate(self, images, batch_size=500):
-        """Sets the score's standardisation and thresholds from held-out normal images.
-
-        Args:
-            images: float images in [0, 1] that the model was not trained on, all of the normal class:
-                an array, or a `tf.data.Dataset` of batches (of images, or of (images, labels)).
-            batch_size: images scored at a time (for an array).
-
-        Returns:
-            {"num_images", "mean_error", "std_error", "mean_log_density", "std_log_density"}.
-        """
-        from keras_gen import anomaly
-
-        if isinstance(images, tf.data.Dataset):
-            batches = (self.unpack(batch)[0] for batch in images)
-        else:
-            images = np.asarray(images)
-            batches = (images[start : start + batch_size] for start in range(0, len(images), batch_size))
-        raw = tf.constant([0.0, 1.0, 0.0, 1.0])
-        scored = [self.anomaly_terms(self.check_training_images(batch), raw) for batch in batches]
-        if not scored:
-            raise ValueError("calibrate needs held-out normal images; it got none.")
-        error = np.concatenate([np.asarray(terms["reconstruction_error"], np.float64) for terms in scored])
-        log_density = np.concatenate([np.asarray(terms["log_density"], np.float64) for terms in scored])
-        if len(error) < 2:
-            raise ValueError(f"calibrate needs at least 2 held-out normal images to estimate a spread, got {len(error)}.")
-        # A floor on the spreads keeps a degenerate term (e.g. a constant code density) from dividing by 0.
-        statistics = [error.mean(), max(error.std(), 1e-12), log_density.mean(), max(log_density.std(), 1e-12)]
-        scores = (error - statistics[0]) / statistics[1] - self.anomaly_weight * (log_density - statistics[2]) / statistics[3]
-        levels = np.arange(THRESHOLD_LEVELS) / THRESHOLD_LEVELS
-        self.score_statistics.assign(np.asarray(statistics, np.float32))
-        self.score_thresholds.assign(anomaly.threshold_at_fpr(scores, levels).astype(np.float32))
-        names = ("mean_error", "std_error", "mean_log_density", "std_log_density")
-        return {"num_images": len(error), **{name: float(value) for name, value in zip(names, statistics)}}
-
-    def training_classes(self):
-        """The classes a recipe trains on: the normal class of a one-class detector, else all (None)."""
-        return None if self.normal_class is None else [self.normal_class]
-
-    def after_training(self, datasets):
-        """Called by `keras_gen.training.train_recipe` after `fit`: calibrates on the validation split."""
-        if datasets.get("validation") is not None:
-            self.calibrate(datasets["validation"])
 
     # === TensorBoard ===
     def summary_inputs(self, validation_images, num_samples=64, seed=0):
@@ -506,7 +368,6 @@ class AAE(CodeFunctions, GenerativeModel):
                 "prior": self.prior_kind,
                 "num_components": self.num_components,
                 "reconstruction_loss": self.reconstruction_loss,
-                "loss": self.loss_name or [keras.saving.get_registered_name(fn) for fn in (self.d_loss_fn, self.g_loss_fn)],
                 "filters": list(self.filters),
                 "convs_per_stage": self.convs_per_stage,
                 "discriminator_units": list(self.discriminator_units),

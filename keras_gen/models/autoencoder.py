@@ -188,8 +188,7 @@ class DenoisingAutoencoder(Autoencoder):
         corruption: "gaussian", "salt_and_pepper" or "masking" (see `keras_gen.corruptions`).
         corruption_strength: the noise's standard deviation (gaussian) or the fraction of pixels hit
             (salt_and_pepper, masking).
-        encoder, decoder, image_shape, code_dim, filters, convs_per_stage, reconstruction_loss,
-            mixed_precision, seed: as for `Autoencoder`.
+        **kwargs: the options of `Autoencoder`.
 
     Example:
     >>> denoiser = DenoisingAutoencoder(corruption="masking", corruption_strength=0.3, seed=0)
@@ -197,35 +196,9 @@ class DenoisingAutoencoder(Autoencoder):
     >>> denoiser.fit(images_in_0_1, epochs=5, batch_size=128)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        encoder=None,
-        decoder=None,
-        image_shape=(28, 28, 1),
-        code_dim=32,
-        filters=None,
-        convs_per_stage=2,
-        reconstruction_loss="bce",
-        corruption="masking",
-        corruption_strength=0.25,
-        mixed_precision=False,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, *, corruption="masking", corruption_strength=0.25, **kwargs):
         corruptions.check(corruption, corruption_strength)
-        # Listed in full (not **kwargs) because recipes check their model_options against this signature.
-        super().__init__(
-            encoder,
-            decoder,
-            image_shape=image_shape,
-            code_dim=code_dim,
-            filters=filters,
-            convs_per_stage=convs_per_stage,
-            reconstruction_loss=reconstruction_loss,
-            mixed_precision=mixed_precision,
-            seed=seed,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.corruption = corruption
         self.corruption_strength = float(corruption_strength)
 

@@ -1,5 +1,9 @@
 """What every model of the zoo shares: seeded noise, input checks, metric trackers, endpoint hooks."""
 
+import copy
+import functools
+import inspect
+
 import keras_gen  # noqa: F401
 import keras
 import tensorflow as tf
@@ -13,6 +17,9 @@ SERVING_SEED_KEY = 0x5EED
 
 # What the `mixed_precision` option accepts besides False: the compute dtype of the default networks' hidden layers.
 MIXED_PRECISION_DTYPES = ("bfloat16", "float16")
+
+# What `compile` takes besides the optimizers of a model with several.
+MULTI_OPTIMIZER_COMPILE_ARGUMENTS = ("run_eagerly", "jit_compile", "steps_per_execution")
 
 
 def resolve_mixed_precision(mixed_precision):
@@ -60,6 +67,70 @@ def multi_worker_reducible(logs):
     return {name: tf.reshape(value, [1]) if value.shape.rank == 0 else value for name, value in logs.items()}
 
 
+def constructor_signature(cls):
+    """The signature of `cls(...)` for a model class: every option it takes, with its own default.
+
+    A variant's `__init__` lists only the options it adds (keyword-only) and passes the rest on with
+    `**kwargs`; its `option_defaults` (a dict) change the defaults of options its parents take. This
+    merges the constructors along the class's ancestry, the most derived default winning, down to
+    `GenerativeModel` (whose own `**kwargs` go to `keras.Model`: name, dtype, trainable). It is what
+    `inspect.signature(cls.__init__)` shows, what recipes validate `[model_options]` against, and what a
+    variant's constructor binds its arguments with.
+    """
+    # Parameters in the order the constructors list them (the most derived first); each default is
+    # the one its most derived class gives, in `option_defaults` or in its own constructor.
+    parameters, defaults, var_keyword = {}, {}, None
+    for klass in cls.__mro__:
+        for name, value in vars(klass).get("option_defaults", {}).items():
+            defaults.setdefault(name, value)
+        init = vars(klass).get("__init__")
+        init = getattr(init, "own_init", init)
+        if init is None:
+            continue
+        own = list(inspect.signature(init).parameters.values())[1:]
+        for parameter in own:
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                var_keyword = var_keyword or parameter
+            elif parameter.name not in parameters:
+                parameters[parameter.name] = parameter
+                defaults.setdefault(parameter.name, parameter.default)
+        if klass is GenerativeModel or not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own):
+            break
+    unknown = sorted(set(defaults) - set(parameters))
+    if unknown:
+        raise TypeError(f"{cls.__name__}.option_defaults names {', '.join(unknown)}, which no constructor of its ancestry takes.")
+    parameters = {name: parameter.replace(default=defaults[name]) for name, parameter in parameters.items()}
+    ordered = sorted(parameters.values(), key=lambda parameter: parameter.kind)  # stable: positional first
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature([self_parameter, *ordered, *([var_keyword] if var_keyword else [])])
+
+
+def _constructor_binding(cls):
+    """A constructor for `cls` that binds its arguments with `constructor_signature(cls)` and hands them on,
+    by keyword, to `cls`'s own `__init__` (or its parent's when it has none)."""
+    own = vars(cls).get("__init__")
+    signature = constructor_signature(cls)
+    var_keyword = next((p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop("self")
+        extra = arguments.pop(var_keyword, {}) if var_keyword else {}
+        if own is not None:
+            own(self, **arguments, **extra)
+        else:
+            super(cls, self).__init__(**arguments, **extra)
+
+    if own is not None:
+        functools.update_wrapper(__init__, own)
+        del __init__.__wrapped__  # inspect must read __signature__, not the own constructor's
+    __init__.__signature__ = signature
+    __init__.own_init = own
+    return __init__
+
+
 class GenerativeModel(keras.Model):
     """Base class of the zoo's models (subclass it; it is not a model on its own).
 
@@ -67,6 +138,12 @@ class GenerativeModel(keras.Model):
     `summary_inputs()` and `summary_images()`, and declare what they feed their networks and need back
     in `network_interfaces()`, which `check_networks` holds given networks to. All randomness comes
     from the model's own `keras.random.SeedGenerator`, so a seeded model trains the same way every time.
+
+    A variant lists only the options it adds (keyword-only, the rest passed on with `**kwargs`) and sets
+    the defaults it changes in `option_defaults`; its constructor then shows and checks every option
+    (`constructor_signature`). A model with several optimizers names them in `optimizer_names`, says
+    which variables each updates (`optimizer_variables`) and gives their `default_optimizers`; the
+    one `compile` takes each by name.
 
     Every model takes `mixed_precision`: "bfloat16" or "float16" computes the default networks' hidden
     layers in that dtype (weights, losses and network outputs stay float32; networks you pass keep their
@@ -89,6 +166,17 @@ class GenerativeModel(keras.Model):
     # Constructor arguments that are Keras models (or lists of them): `get_config` serialises them
     # whole and `from_config` rebuilds them, so subclasses list only their plain arguments.
     nested_models = ()
+    # {option: default} that a variant changes from its parents' constructors (see `constructor_signature`).
+    option_defaults = {}
+    # Class labels 0..num_classes - 1 that a class-conditional model reads (0: none; see `check_labels`).
+    num_classes = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A variant that lists only its own options (or changes defaults) gets a constructor with the
+        # merged signature, so `cls(...)`, `inspect.signature` and recipes see every option.
+        if constructor_signature(cls) != inspect.signature(cls.__init__):
+            cls.__init__ = _constructor_binding(cls)
 
     def __init__(self, image_shape=(28, 28, 1), mixed_precision=False, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -130,13 +218,31 @@ class GenerativeModel(keras.Model):
             return keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
 
-    def compile(self, optimizer="rmsprop", **kwargs):
-        """As `keras.Model.compile`, with the optimizer passed through `loss_scaled`.
+    def compile(self, optimizer=None, **kwargs):
+        """As `keras.Model.compile`, each optimizer passed through `loss_scaled`.
 
-        Models with several optimizers (`optimizer_names`) override it and call `compile_optimizers`.
+        A model with several optimizers (`optimizer_names`, e.g. a GAN's `d_optimizer` and `g_optimizer`)
+        takes each by its name instead of `optimizer`, as an instance, a name ("adam") or a config dict,
+        its entry in `default_optimizers` when left out; besides them only Keras' `run_eagerly`,
+        `jit_compile` and `steps_per_execution` (its steps have no use for Keras' `loss` and `metrics`).
+        A model with one optimizer takes Keras' arguments; `optimizer` defaults to Keras' "rmsprop".
+
+        Example:
+        >>> gan.compile(d_optimizer=keras.optimizers.RMSprop(5e-5), g_optimizer="adam")  # doctest: +SKIP
         """
-        optimizer = None if optimizer is None else keras.optimizers.get(optimizer)
-        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
+        if not self.optimizer_names:
+            optimizer = keras.optimizers.get("rmsprop" if optimizer is None else optimizer)
+            super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
+            return
+        optimizers = {name: kwargs.pop(name) for name in self.optimizer_names if name in kwargs}
+        unknown = (["optimizer"] if optimizer is not None else []) + sorted(set(kwargs) - set(MULTI_OPTIMIZER_COMPILE_ARGUMENTS))
+        if unknown:
+            arguments = ", ".join(f"{name}=..." for name in self.optimizer_names)
+            raise ValueError(
+                f"{type(self).__name__} has several optimizers and takes each by its name, compile({arguments}), with "
+                f"{', '.join(MULTI_OPTIMIZER_COMPILE_ARGUMENTS)}; it does not take {', '.join(unknown)}."
+            )
+        self.compile_optimizers(optimizers, **kwargs)
 
     def gradient_step(self, loss_terms, objective="loss"):
         """One optimizer step for single-optimizer models' `train_step`s.
@@ -169,10 +275,14 @@ class GenerativeModel(keras.Model):
         """The variables that the optimizer called `name` updates (models with `optimizer_names`)."""
         raise NotImplementedError(f"{type(self).__name__} must say which variables {name} updates.")
 
+    # {optimizer name: Keras optimizer config}: what `compile` uses for an optimizer it is not given, and
+    # what a recipe's [compile] section starts from. Models with one optimizer name it "optimizer" (for
+    # recipes only: their `compile` keeps Keras' default).
+    default_optimizers = {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 1e-3}}}
+
     def default_optimizer(self, name):
-        """The optimizer used for `name` when `compile` is given none."""
-        del name
-        return keras.optimizers.Adam(1e-3)
+        """A new optimizer for `name` from `default_optimizers`."""
+        return keras.optimizers.get(copy.deepcopy(self.default_optimizers[name]))
 
     def compile_optimizers(self, optimizers, run_eagerly=False, jit_compile="auto", steps_per_execution=1):
         """Compiles a model with several optimizers: `optimizers` maps each of `optimizer_names` to an
@@ -352,6 +462,57 @@ class GenerativeModel(keras.Model):
             )
         return tf.cast(images, tf.float32)
 
+    def check_images_in_range(self, images, low, high, hint):
+        """`check_images`, and a run-time check that every value lies in [low, high] (to within 1e-3).
+
+        Args:
+            images: a batch of images.
+            low, high: the range the model trains on ([0, 1], or [-1, 1] for a tanh generator).
+            hint: what to do about it, e.g. "use data preprocessing 'scale' (x / 255)."
+        """
+        images = tf.convert_to_tensor(images)
+        if images.dtype.is_integer or images.dtype == tf.bool:
+            raise ValueError(f"{type(self).__name__} trains on float images scaled to [{low:g}, {high:g}], got dtype {images.dtype.name}; {hint}")
+        images = self.check_images(images)
+        message = f"{type(self).__name__} trains on images in [{low:g}, {high:g}]; {hint}"
+        checks = [
+            tf.debugging.assert_greater_equal(tf.reduce_min(images), low - 1e-3, message=message),
+            tf.debugging.assert_less_equal(tf.reduce_max(images), high + 1e-3, message=message),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(images)
+
+    def check_labels(self, labels):
+        """Class labels as int64 [batch]: the one check of every model that reads labels (`num_classes`).
+
+        Labels are integer class indices 0..num_classes - 1, shaped [batch] (or [batch, 1]). A missing,
+        float or misshapen label is a ValueError at trace time; an index out of range fails the step (or
+        the serving call) with an InvalidArgumentError naming the range.
+        """
+        name = type(self).__name__
+        if labels is None:
+            raise ValueError(
+                f"{name} needs a class label per image: fit it on (images, labels) batches (in a recipe, "
+                "[data] with_labels = true) and pass `label` to its endpoints."
+            )
+        labels = tf.convert_to_tensor(labels)
+        if not labels.dtype.is_integer:
+            raise ValueError(
+                f"{name} labels must be integer class indices 0..{self.num_classes - 1}, got dtype {labels.dtype.name} "
+                "(one-hot labels: take their argmax)."
+            )
+        rank = labels.shape.rank
+        if rank is not None and not (rank == 1 or (rank == 2 and labels.shape[-1] == 1)):
+            raise ValueError(f"{name} labels must have shape [batch] (one class index per image), got {labels.shape}.")
+        labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
+        message = f"{name} labels must be class indices in [0, {self.num_classes}); check the labels or num_classes."
+        checks = [
+            tf.debugging.assert_non_negative(labels, message=message),
+            tf.debugging.assert_less(labels, tf.constant(self.num_classes, tf.int64), message=message),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(labels)
+
     @staticmethod
     def unpack(data):
         """(images, labels) from what `fit` passes: images alone, (images,) or (images, labels)."""
@@ -362,10 +523,6 @@ class GenerativeModel(keras.Model):
         return data, None
 
     # === Hooks for training recipes, TensorBoard and export ===
-    def compile_recipe(self, learning_rate=1e-3):
-        """Compiles the model as the zoo's recipes do (one Adam optimizer by default)."""
-        self.compile(optimizer=keras.optimizers.Adam(learning_rate))
-
     def recipe_callbacks(self):
         """Callbacks that the model's own options call for (e.g. KL warm-up)."""
         return []
@@ -381,3 +538,27 @@ class GenerativeModel(keras.Model):
     def summary_images(self, fixed):
         """{name: (images [n, h, w, c] in [0, 1], columns)} to show in TensorBoard."""
         raise NotImplementedError
+
+    def summary_histograms(self, fixed):
+        """{name: values [n]} to show as TensorBoard histograms each epoch, from the same `fixed` inputs as
+        `summary_images` (e.g. the adversarial autoencoder's codes beside prior samples); none by default."""
+        return {}
+
+    # The pipeline (`keras_gen.pipelines.PIPELINES`) that a recipe of this model runs when its [pipeline]
+    # table names none: recipes written before pipelines had names keep running what they ran.
+    recipe_pipeline = "fit"
+
+    def training_classes(self):
+        """The classes the fit pipeline trains this model on when the recipe's [data] keeps all: a list of
+        class indices (e.g. a one-class detector's normal class), or None for all classes (the default)."""
+        return None
+
+    def after_training(self, datasets):
+        """Called by the fit pipeline after `fit` and before the test set is evaluated; does nothing by default.
+
+        A model that sets state from held-out data overrides it (e.g. an anomaly detector calibrates its
+        score on `datasets["validation"]`, which it never trained on).
+
+        Args:
+            datasets: the run's `data.load_datasets` dict ("train", "validation", "test", "info", ...).
+        """

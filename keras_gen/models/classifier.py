@@ -5,8 +5,8 @@ with `fit` on `(images, labels)`. With `freeze_encoder=True` only the head learn
 BatchNorm included, runs in inference mode, so neither its weights nor its moving statistics move.
 
 Its zoo recipe is more than one `fit` (pre-train an autoencoder, then frozen, fine-tuned and
-from-scratch classifiers); `train_pipeline` is the hook that `keras_gen.training.train_recipe` calls
-for it, and `keras_gen.semi_supervised` holds the steps.
+from-scratch classifiers): the semi-supervised pipeline, `keras_gen.pipelines.semi_supervised`, which
+composes this model with the pre-trained encoder and the labels; the model knows nothing of it.
 """
 
 import keras_gen  # noqa: F401
@@ -47,7 +47,7 @@ class SemiSupervisedClassifier(GenerativeModel):
 
     The pseudo-labels may also come with the data: batches `(images, labels, (unlabeled_images,
     pseudo_labels, weights))`, e.g. from label propagation on the codes of all training images
-    (`keras_gen.semi_supervised.propagate_labels`, after Iscen et al., 2019). The term is then each
+    (`keras_gen.pipelines.semi_supervised.propagate_labels`, after Iscen et al., 2019). The term is then each
     image's weight times the cross-entropy of its augmented copy against its given pseudo-label, the
     threshold is not used, and `confident` reports the mean weight.
 
@@ -78,13 +78,15 @@ class SemiSupervisedClassifier(GenerativeModel):
 
     Example:
     >>> classifier = SemiSupervisedClassifier(encoder=autoencoder.encoder, code_dim=32, freeze_encoder=True)
-    >>> classifier.compile_recipe(learning_rate=1e-3)
+    >>> classifier.compile(optimizer=keras.optimizers.Adam(1e-3))
     >>> classifier.fit(images, labels, epochs=50, batch_size=32)  # doctest: +SKIP
     """
 
     metric_names = ("loss", "accuracy")
     nested_models = ("encoder", "decoder")
     default_endpoint = "classify"
+    # Its recipes written before pipelines had names run the semi-supervised pipeline (a name, not an import).
+    recipe_pipeline = "semi_supervised"
     # The default encoder's filters for 28x28 images (the autoencoders'), which None scales with the image size.
     base_filters = (32, 64)
 
@@ -173,26 +175,6 @@ class SemiSupervisedClassifier(GenerativeModel):
             # The decoder only serves the reconstruction term, which is on while the encoder learns.
             self.decoder.trainable = not self.freeze_encoder
 
-    # === Inputs ===
-    def check_labels(self, labels):
-        """Integer class labels [batch] as int32; an error that says what is expected otherwise."""
-        if labels is None:
-            raise ValueError(
-                f"{type(self).__name__} trains on (images, labels) pairs; got images alone. "
-                "Pass fit(images, labels) or a dataset of (images, labels) (e.g. with_labels=True)."
-            )
-        labels = tf.convert_to_tensor(labels)
-        if not labels.dtype.is_integer:
-            raise ValueError(f"Labels must be integer class indices in [0, {self.num_classes}), got dtype {labels.dtype.name}.")
-        if labels.shape.rank == 2 and labels.shape[-1] == 1:
-            labels = tf.squeeze(labels, -1)
-        if labels.shape.rank != 1:
-            raise ValueError(f"Labels must have shape [batch] (one class index per image), got {labels.shape}.")
-        labels = tf.cast(labels, tf.int32)
-        in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
-        tf.debugging.Assert(in_range, [f"labels must be class indices in [0, {self.num_classes}); got", labels])
-        return labels
-
     # === Losses, shared by train_step and test_step ===
     def logits(self, images, training=False):
         code = self.encoder(images, training=training and not self.freeze_encoder)
@@ -206,7 +188,7 @@ class SemiSupervisedClassifier(GenerativeModel):
         images = self.check_images(images)
         labels = self.check_labels(labels)
         logits = self.logits(images, training=training)
-        predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        predicted = tf.argmax(logits, axis=-1, output_type=tf.int64)
         return {
             "loss": -distributions.tfd.Categorical(logits=logits).log_prob(labels),
             "accuracy": tf.cast(tf.equal(predicted, labels), logits.dtype),
@@ -314,75 +296,6 @@ class SemiSupervisedClassifier(GenerativeModel):
 
     def summary_images(self, fixed):
         return {}
-
-    # === Recipes ===
-    @classmethod
-    def train_pipeline(
-        cls,
-        recipe,
-        train,
-        run,
-        pretrain_recipe="denoising_autoencoder",
-        pretrained="",
-        pretrain_epochs=5,
-        labels_per_class=10,
-        validation_labels_per_class=10,
-        classifier_batch_size=32,
-        fine_tune_learning_rate=1e-3,
-        patience=40,
-        fine_tune_reconstruction_weight=0.0,
-        unlabeled_batch_size=64,
-        propagation_rounds=0,
-    ):
-        """Runs the `semi_supervised` recipe (called by `keras_gen.training.train_recipe`).
-
-        Pre-trains `pretrain_recipe` on the unlabeled training images (or reuses the encoder of the
-        `.keras` checkpoint `pretrained`: an autoencoder's, or a VAE's posterior mean), draws
-        `labels_per_class` labeled training images per class and `validation_labels_per_class` labeled
-        validation images per class, then trains the classifier three ways on them (encoder frozen;
-        fine-tuned from the frozen one at `fine_tune_learning_rate`; from scratch), each for at most
-        the recipe's epochs with early stopping (`patience` epochs) on the labeled validation accuracy.
-        Prints the test accuracy table and exports the fine-tuned classifier.
-
-        Args:
-            recipe: the validated `recipes.Recipe`; [pipeline] holds the arguments below.
-            train: the recipe's [train] settings, command-line overrides applied.
-            run: where things go and what to do: logdir, export_dir, checkpoint_dir, source_dir,
-                data_dir, export, verbose (the arguments of `training.train_recipe`).
-            pretrain_recipe: the zoo recipe (name or .toml path) of the autoencoder to pre-train.
-            pretrained: a `.keras` checkpoint whose encoder to reuse instead ("" to pre-train).
-            pretrain_epochs: epochs of pre-training.
-            labels_per_class: labeled training images per class.
-            validation_labels_per_class: labeled validation images per class, for early stopping.
-            classifier_batch_size: batch size of the classifiers' training.
-            fine_tune_learning_rate: Adam's learning rate when fine-tuning the whole classifier.
-            patience: epochs without a better validation accuracy before stopping.
-            fine_tune_reconstruction_weight: if positive, fine-tuning also minimises this times the
-                pre-trained decoder's reconstruction loss on unlabeled training images.
-            unlabeled_batch_size: unlabeled images per fine-tuning step (with the weight above, or
-                with a `consistency_weight`).
-            propagation_rounds: if positive (with a `consistency_weight`), fine-tune in this many rounds,
-                each on pseudo-labels propagated from the labels over the nearest-neighbour graph of the
-                current encoder's codes of all training images (`semi_supervised.propagate_labels`).
-        """
-        from keras_gen import semi_supervised
-
-        return semi_supervised.run_recipe(
-            recipe,
-            train,
-            run,
-            pretrain_recipe=pretrain_recipe,
-            pretrained=pretrained,
-            pretrain_epochs=pretrain_epochs,
-            labels_per_class=labels_per_class,
-            validation_labels_per_class=validation_labels_per_class,
-            classifier_batch_size=classifier_batch_size,
-            fine_tune_learning_rate=fine_tune_learning_rate,
-            patience=patience,
-            fine_tune_reconstruction_weight=fine_tune_reconstruction_weight,
-            unlabeled_batch_size=unlabeled_batch_size,
-            propagation_rounds=propagation_rounds,
-        )
 
     def get_config(self):
         config = super().get_config()

@@ -2,7 +2,7 @@
 
 With the class given, the code z is free to hold what the label does not say (the "style": brightness,
 width), so decoding one z under each of the ten labels keeps the style and changes the class.
-Only `posterior` and `likelihood` differ from the VAE; the loss and the training step are the VAE's.
+Only `posterior` and `decoder_logits` differ from the VAE (and the default networks); the loss and the training step are the VAE's.
 """
 
 import keras_gen  # noqa: F401
@@ -12,7 +12,6 @@ from keras_gen import distributions
 from keras_gen import networks
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
-from keras_gen.models.base import mixed_precision_policy
 from keras_gen.models.vae import VAE
 from keras_gen.registry import register_model
 
@@ -25,20 +24,12 @@ class CVAE(VAE):
     true`, or `data.load_datasets(..., with_labels=True)`). The prior stays N(0, I).
 
     Args:
+        num_classes: number of classes.
         encoder: a Keras model, [images, labels] -> [mean, log_variance]; defaults to
             `networks.conditional_conv_encoder`.
         decoder: a Keras model, [z, labels] -> logits shaped like the images; defaults to
             `networks.conditional_conv_decoder`.
-        image_shape: (height, width, channels) of the images.
-        latent_dim: size of z.
-        num_classes: number of classes.
-        likelihood: "bernoulli" or "gaussian".
-        beta: weight of the KL term in the training objective.
-        kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta`.
-        filters: channels of the default encoder's stride-2 convolutions, finest first (the decoder
-            mirrors them); None: the VAE's `base_filters`, scaled with the image size.
-        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
-        seed: seed of the reparameterisation noise.
+        **kwargs: the other options of `VAE`.
 
     Example:
     >>> cvae = CVAE(image_shape=(28, 28, 1), latent_dim=16, num_classes=10, seed=0)
@@ -46,67 +37,17 @@ class CVAE(VAE):
     >>> cvae.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(128))  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        encoder=None,
-        decoder=None,
-        image_shape=(28, 28, 1),
-        latent_dim=16,
-        num_classes=10,
-        likelihood="bernoulli",
-        beta=1.0,
-        kl_warmup_epochs=0,
-        filters=None,
-        mixed_precision=False,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, *, num_classes=10, **kwargs):
+        # Set before the VAE's constructor, which builds the default networks from it.
         self.num_classes = int(num_classes)
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
-        image_shape = tuple(int(d) for d in image_shape)
-        filters = networks.resolve_widths(filters, image_shape, self.base_filters)
-        dtype = mixed_precision_policy(mixed_precision)
-        encoder = encoder or networks.conditional_conv_encoder(image_shape, latent_dim, self.num_classes, filters, dtype=dtype)
-        decoder = decoder or networks.conditional_conv_decoder(image_shape, latent_dim, self.num_classes, filters[::-1], dtype=dtype)
-        super().__init__(
-            encoder=encoder,
-            decoder=decoder,
-            image_shape=image_shape,
-            latent_dim=latent_dim,
-            likelihood=likelihood,
-            beta=beta,
-            kl_warmup_epochs=kl_warmup_epochs,
-            filters=filters,
-            mixed_precision=mixed_precision,
-            seed=seed,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
 
-    def check_labels(self, labels):
-        """Checks class labels and returns them as int64 [batch].
-
-        Shape and dtype errors are raised at trace time; a label outside 0..num_classes - 1 fails the
-        step (or the serving call) with an InvalidArgumentError naming the valid range.
-        """
-        if labels is None:
-            raise ValueError(
-                f"{type(self).__name__} needs a class label per image: fit it on (images, labels) batches "
-                "(recipe `[data] with_labels = true`, or data.load_datasets(..., with_labels=True))."
-            )
-        labels = tf.convert_to_tensor(labels)
-        if not labels.dtype.is_integer:
-            raise ValueError(f"labels must be integer class ids 0..{self.num_classes - 1}, got dtype {labels.dtype.name}.")
-        if labels.shape.rank != 1:
-            raise ValueError(f"labels must have shape [batch] (one class id per image), got {labels.shape}.")
-        labels = tf.cast(labels, tf.int64)
-        message = f"labels must be class ids in [0, {self.num_classes}) for this {self.num_classes}-class model"
-        checks = [
-            tf.debugging.assert_non_negative(labels, message=message),
-            tf.debugging.assert_less(labels, tf.constant(self.num_classes, tf.int64), message=message),
-        ]
-        with tf.control_dependencies(checks):
-            return tf.identity(labels)
+    def build_networks(self):
+        encoder = networks.conditional_conv_encoder(self.image_shape, self.latent_dim, self.num_classes, self.filters, dtype=self.network_dtype)
+        decoder = networks.conditional_conv_decoder(self.image_shape, self.latent_dim, self.num_classes, self.filters[::-1], dtype=self.network_dtype)
+        return encoder, decoder
 
     # === The pieces that differ from the VAE ===
     def network_interfaces(self):
@@ -118,9 +59,8 @@ class CVAE(VAE):
         mean, log_variance = self.encoder([images, self.check_labels(labels)], training=training)
         return distributions.diagonal_gaussian(mean, log_variance)
 
-    def likelihood(self, z, labels=None, training=False):
-        logits = self.decoder([z, self.check_labels(labels)], training=training)
-        return distributions.image_likelihood(self.likelihood_kind, logits, self.log_scale)
+    def decoder_logits(self, z, labels=None, training=False):
+        return self.decoder([z, self.check_labels(labels)], training=training)
 
     def call(self, inputs, training=False):
         """The mean reconstruction of `(images, labels)` through the posterior mean (deterministic)."""

@@ -21,35 +21,12 @@ from keras_gen import networks
 from keras_gen import noise
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
+from keras_gen.models.adversarial import Adversarial
 from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register_model
 
 # The default optimizers, DCGAN's: Adam with a learning rate of 2e-4 and beta_1 = 0.5.
-DEFAULT_LEARNING_RATE = 2e-4
-DEFAULT_BETA_1 = 0.5
-
-
-def resolve_loss(loss):
-    """(discriminator loss, generator loss) from a loss name or a pair of registered functions (or names)."""
-    if isinstance(loss, str):
-        if loss not in losses.GAN_LOSSES:
-            raise ValueError(f"Unknown GAN loss {loss!r}; expected one of {', '.join(losses.GAN_LOSSES)}, or a pair of functions.")
-        return losses.GAN_LOSSES[loss]
-    if not isinstance(loss, (tuple, list)) or len(loss) != 2:
-        raise ValueError(
-            f"loss must be one of {', '.join(losses.GAN_LOSSES)} or a pair (discriminator_loss, generator_loss), got {loss!r}."
-        )
-    pair = []
-    for fn in loss:
-        name = fn if isinstance(fn, str) else keras.saving.get_registered_name(fn)
-        found = keras.saving.get_registered_object(name)
-        if found is None or (callable(fn) and found is not fn):
-            raise ValueError(
-                f"GAN loss {fn!r} is not registered, so a saved model could not find it again: decorate it with "
-                "@keras.saving.register_keras_serializable(package=...)."
-            )
-        pair.append(found)
-    return tuple(pair)
+DCGAN_ADAM = {"class_name": "Adam", "config": {"learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}}
 
 
 def has_batch_norm(network):
@@ -60,7 +37,7 @@ def has_batch_norm(network):
 
 
 @register_model("gan")
-class GAN(GenerativeModel):
+class GAN(Adversarial, GenerativeModel):
     """A generative adversarial network (Goodfellow et al., 2014); by default the original one, with
     fully connected networks and the minimax loss.
 
@@ -105,8 +82,8 @@ class GAN(GenerativeModel):
     metric_names = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "d_grad_norm", "g_grad_norm")
     default_endpoint = "sample"
     optimizer_names = ("d_optimizer", "g_optimizer")
+    default_optimizers = {"d_optimizer": DCGAN_ADAM, "g_optimizer": DCGAN_ADAM}
     nested_models = ("generator", "discriminator")
-    num_classes = 0
     # The widths that None stands for. The convolutional variants' default networks are stride-2
     # stages, which `networks.stage_widths` fits to the image size; the original GAN's fully connected
     # layers have no stages and keep their widths at any size.
@@ -124,8 +101,8 @@ class GAN(GenerativeModel):
         d_steps=1,
         gradient_penalty_weight=0.0,
         fresh_generator_noise=False,
-        generator_widths=(256, 512),
-        discriminator_widths=(512, 256),
+        generator_widths=None,
+        discriminator_widths=None,
         mixed_precision=False,
         seed=None,
         **kwargs,
@@ -133,8 +110,7 @@ class GAN(GenerativeModel):
         super().__init__(image_shape=image_shape, mixed_precision=mixed_precision, seed=seed, **kwargs)
         # === Config ===
         self.latent_dim = int(latent_dim)
-        self.loss_name = loss if isinstance(loss, str) else None
-        self.d_loss_fn, self.g_loss_fn = resolve_loss(loss)
+        self.set_adversarial_loss(loss)
         self.d_steps = int(d_steps)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.fresh_generator_noise = bool(fresh_generator_noise)
@@ -201,27 +177,10 @@ class GAN(GenerativeModel):
     # === Inputs ===
     def check_training_images(self, images):
         """Checks a training batch: float images of `image_shape` with values in [-1, 1]."""
-        images = tf.convert_to_tensor(images)
-        if images.dtype.is_integer or images.dtype == tf.bool:
-            raise ValueError(
-                f"{type(self).__name__} trains on float images scaled to [-1, 1] (the generator's tanh range), "
-                f"got dtype {images.dtype.name}. Use data preprocessing 'tanh' "
-                "(keras_gen.data.load_datasets(..., preprocessing='tanh')) or images / 127.5 - 1."
-            )
-        images = self.check_images(images)
-        in_range = tf.debugging.assert_less_equal(
-            tf.reduce_max(tf.abs(images)),
-            1.0 + 1e-3,
-            message=f"{type(self).__name__} trains on images in [-1, 1]; scale them with data preprocessing 'tanh' (x / 127.5 - 1).",
-        )
-        with tf.control_dependencies([in_range]):
-            return tf.identity(images)
+        hint = "use data preprocessing 'tanh' (keras_gen.data.load_datasets(..., preprocessing='tanh')) or images / 127.5 - 1."
+        return self.check_images_in_range(images, -1.0, 1.0, hint)
 
     # === Losses, shared by train_step and test_step ===
-    def probabilities(self, scores):
-        """What `d_real`/`d_fake` report: D = sigmoid(logits) for the cross-entropy losses, else the raw scores."""
-        return tf.sigmoid(scores) if self.loss_name in losses.PROBABILITY_GAN_LOSSES else scores
-
     def discriminator_losses(self, real, fake, labels=None, training=False):
         """Per-example terms of the discriminator's loss: {d_loss, d_real, d_fake[, gradient_penalty]}."""
         if self.joint_discriminator_pass:
@@ -252,37 +211,8 @@ class GAN(GenerativeModel):
         return {"g_loss": self.g_loss_fn(self.discriminate(fake, labels, training=training))}
 
     # === Training ===
-    def compile(self, d_optimizer=None, g_optimizer=None, run_eagerly=False, jit_compile="auto", steps_per_execution=1):
-        """Configures the two optimizers (Keras' own `optimizer`, `loss` and `metrics` have no use here).
-
-        Args:
-            d_optimizer: the discriminator's optimizer (an instance, a name or a config); defaults to
-                Adam(2e-4, beta_1=0.5), as in DCGAN.
-            g_optimizer: the generator's optimizer; the same default.
-            run_eagerly: as in `keras.Model.compile`.
-            jit_compile: as in `keras.Model.compile` ("auto": XLA on GPUs, not on CPUs).
-            steps_per_execution: as in `keras.Model.compile`.
-        """
-        self.compile_optimizers(
-            {"d_optimizer": d_optimizer, "g_optimizer": g_optimizer},
-            run_eagerly=run_eagerly,
-            jit_compile=jit_compile,
-            steps_per_execution=steps_per_execution,
-        )
-
     def optimizer_variables(self, name):
         return (self.discriminator if name == "d_optimizer" else self.generator).trainable_variables
-
-    def default_optimizer(self, name):
-        del name
-        return keras.optimizers.Adam(DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1)
-
-    def compile_recipe(self, d_learning_rate=DEFAULT_LEARNING_RATE, g_learning_rate=DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1, beta_2=0.999):
-        """Compiles the model as the zoo's recipes do: Adam for both networks."""
-        self.compile(
-            d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
-            g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2),
-        )
 
     def discriminator_step(self, real, fake, labels):
         """One update of the discriminator on a real and a generated batch; returns its terms."""
@@ -371,7 +301,6 @@ class GAN(GenerativeModel):
         config.update(
             {
                 "latent_dim": self.latent_dim,
-                "loss": self.loss_name or [keras.saving.get_registered_name(fn) for fn in (self.d_loss_fn, self.g_loss_fn)],
                 "d_steps": self.d_steps,
                 "gradient_penalty_weight": self.gradient_penalty_weight,
                 "fresh_generator_noise": self.fresh_generator_noise,
@@ -407,26 +336,7 @@ class DCGAN(GAN):
     base_discriminator_widths = (64, 128)
     scales_with_image = True
 
-    def __init__(
-        self,
-        generator=None,
-        discriminator=None,
-        image_shape=(28, 28, 1),
-        latent_dim=100,
-        loss="non_saturating",
-        d_steps=1,
-        gradient_penalty_weight=0.0,
-        fresh_generator_noise=False,
-        generator_widths=None,
-        discriminator_widths=None,
-        mixed_precision=False,
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            generator, discriminator, image_shape, latent_dim, loss, d_steps, gradient_penalty_weight,
-            fresh_generator_noise, generator_widths, discriminator_widths, mixed_precision, seed, **kwargs,
-        )
+    option_defaults = {"latent_dim": 100, "loss": "non_saturating"}
 
     def build_networks(self):
         generator = networks.conv_generator(self.image_shape, self.latent_dim, self.generator_widths, dtype=self.network_dtype)
@@ -442,37 +352,18 @@ class WGANGP(GAN):
     The critic has no BatchNorm (the penalty is defined per example) and kernel 5, with stride-2 stages
     of (64, 128, 256) channels at 28x28 that grow with the image as DCGAN's do; the generator is DCGAN's.
     Arguments as in `GAN`. The paper's optimizer is Adam(1e-4, beta_1=0, beta_2=0.9):
-    `compile_recipe(d_learning_rate=1e-4, g_learning_rate=1e-4, beta_1=0.0, beta_2=0.9)`.
+    `compile(d_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9), g_optimizer=...)` (zoo/wgan_gp.toml).
 
     Example:
     >>> wgan = WGANGP(image_shape=(28, 28, 1), latent_dim=128, seed=0)
-    >>> wgan.compile_recipe(d_learning_rate=1e-4, g_learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
+    >>> wgan.compile(d_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9), g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9))
     """
 
     base_generator_widths = (128, 64)
     base_discriminator_widths = (64, 128, 256)
     scales_with_image = True
 
-    def __init__(
-        self,
-        generator=None,
-        discriminator=None,
-        image_shape=(28, 28, 1),
-        latent_dim=128,
-        loss="wasserstein",
-        d_steps=5,
-        gradient_penalty_weight=10.0,
-        fresh_generator_noise=False,
-        generator_widths=None,
-        discriminator_widths=None,
-        mixed_precision=False,
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            generator, discriminator, image_shape, latent_dim, loss, d_steps, gradient_penalty_weight,
-            fresh_generator_noise, generator_widths, discriminator_widths, mixed_precision, seed, **kwargs,
-        )
+    option_defaults = {"latent_dim": 128, "loss": "wasserstein", "d_steps": 5, "gradient_penalty_weight": 10.0}
 
     def build_networks(self):
         generator = networks.conv_generator(self.image_shape, self.latent_dim, self.generator_widths, dtype=self.network_dtype)
@@ -505,33 +396,15 @@ class CGAN(GAN):
     base_discriminator_widths = (64, 128)
     scales_with_image = True
 
-    def __init__(
-        self,
-        generator=None,
-        discriminator=None,
-        image_shape=(28, 28, 1),
-        latent_dim=64,
-        num_classes=10,
-        embedding_dim=10,
-        loss="non_saturating",
-        d_steps=1,
-        gradient_penalty_weight=0.0,
-        fresh_generator_noise=False,
-        generator_widths=None,
-        discriminator_widths=None,
-        mixed_precision=False,
-        seed=None,
-        **kwargs,
-    ):
+    option_defaults = {"loss": "non_saturating"}
+
+    def __init__(self, *, num_classes=10, embedding_dim=10, **kwargs):
         # Set before GAN.__init__, which builds the default networks from them.
         self.num_classes = int(num_classes)
         self.embedding_dim = int(embedding_dim)
         if self.num_classes < 2 or self.embedding_dim < 1:
             raise ValueError(f"num_classes must be at least 2 and embedding_dim at least 1, got {num_classes} and {embedding_dim}.")
-        super().__init__(
-            generator, discriminator, image_shape, latent_dim, loss, d_steps, gradient_penalty_weight,
-            fresh_generator_noise, generator_widths, discriminator_widths, mixed_precision, seed, **kwargs,
-        )
+        super().__init__(**kwargs)
 
     def build_networks(self):
         conditioning = dict(num_classes=self.num_classes, embedding_dim=self.embedding_dim, dtype=self.network_dtype)
@@ -541,24 +414,7 @@ class CGAN(GAN):
         return generator, discriminator
 
     def conditioned(self, inputs, labels):
-        if labels is None:
-            raise ValueError(
-                f"{type(self).__name__} needs class labels: fit it on (images, labels) batches (in a recipe, "
-                "[data] with_labels = true) and pass `label` to its endpoints."
-            )
-        labels = tf.convert_to_tensor(labels)
-        if not labels.dtype.is_integer:
-            raise ValueError(f"Class labels must be integer class indices 0..{self.num_classes - 1}, got dtype {labels.dtype.name} (one-hot labels: take their argmax).")
-        if labels.shape.rank is not None and not (labels.shape.rank == 1 or (labels.shape.rank == 2 and labels.shape[-1] == 1)):
-            raise ValueError(f"Class labels must have shape [batch], got {labels.shape}.")
-        labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
-        message = f"{type(self).__name__} labels must be class indices in [0, {self.num_classes}); check the labels or num_classes."
-        checks = [
-            tf.debugging.assert_non_negative(labels, message=message),
-            tf.debugging.assert_less(labels, tf.constant(self.num_classes, tf.int64), message=message),
-        ]
-        with tf.control_dependencies(checks):
-            return [inputs, tf.identity(labels)]
+        return [inputs, self.check_labels(labels)]
 
     def get_config(self):
         config = super().get_config()

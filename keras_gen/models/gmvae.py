@@ -31,17 +31,8 @@ class GMVAE(VAE):
     `components(images)` says which component each image's code falls in.
 
     Args:
-        encoder: a Keras model, images -> [mean, log_variance]; defaults to `networks.conv_encoder`.
-        decoder: a Keras model, z -> logits; defaults to `networks.conv_decoder`.
-        image_shape: (height, width, channels) of the images.
-        latent_dim: size of z.
         num_components: number of mixture components.
-        likelihood: "bernoulli" or "gaussian".
-        beta: weight of the KL term in the training objective.
-        kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta`.
-        filters: channels of the default encoder's stride-2 convolutions, as in `VAE`.
-        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
-        seed: seed of the noise and of the initial component means.
+        **kwargs: the options of `VAE` (the seed also draws the initial component means).
 
     Example:
     >>> gmvae = GMVAE(image_shape=(28, 28, 1), latent_dim=16, num_components=10, seed=0)
@@ -49,34 +40,8 @@ class GMVAE(VAE):
     >>> gmvae.fit(images_in_0_1, epochs=10, batch_size=128)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        encoder=None,
-        decoder=None,
-        image_shape=(28, 28, 1),
-        latent_dim=16,
-        num_components=10,
-        likelihood="bernoulli",
-        beta=1.0,
-        kl_warmup_epochs=0,
-        filters=None,
-        mixed_precision=False,
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            encoder=encoder,
-            decoder=decoder,
-            image_shape=image_shape,
-            latent_dim=latent_dim,
-            likelihood=likelihood,
-            beta=beta,
-            kl_warmup_epochs=kl_warmup_epochs,
-            filters=filters,
-            mixed_precision=mixed_precision,
-            seed=seed,
-            **kwargs,
-        )
+    def __init__(self, *, num_components=10, **kwargs):
+        super().__init__(**kwargs)
         if int(num_components) < 1:
             raise ValueError(f"num_components must be at least 1, got {num_components}.")
         self.num_components = int(num_components)
@@ -84,7 +49,7 @@ class GMVAE(VAE):
         self.mixture_logits = self.add_weight(shape=(self.num_components,), initializer="zeros", name="mixture_logits")
         # Identical components would receive identical gradients and never separate: spread the means.
         self.component_means = self.add_weight(
-            shape=shape, initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed), name="component_means"
+            shape=shape, initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed), name="component_means"
         )
         self.component_log_scales = self.add_weight(shape=shape, initializer="zeros", name="component_log_scales")
 

@@ -11,7 +11,8 @@ about the image stays at its prior.
 The ELBO's KL splits into one analytic term per group, KL(q(z_i | x, z_<i) || p(z_i | z_<i)) at the
 sampled z_<i, logged as `kl_1` ... `kl_L`. Free bits (Kingma et al., 2016) keep groups from collapsing:
 while a group's batch-mean KL is below `free_bits` nats, its KL is not penalised.
-Only `latent_terms` and `likelihood` differ from the VAE; the loss and the training step are the VAE's.
+It is a `VariationalModel` with its own `latent_terms` and `decoder_logits` (a chain has no one
+prior or posterior to override); the loss, the training step and the endpoints are the VAE family's.
 """
 
 import keras_gen  # noqa: F401
@@ -20,13 +21,12 @@ import tensorflow as tf
 
 from keras_gen import distributions
 from keras_gen import networks
-from keras_gen.models.base import mixed_precision_policy
-from keras_gen.models.vae import VAE
+from keras_gen.models.vae import VariationalModel
 from keras_gen.registry import register_model
 
 
 @register_model("hvae")
-class HVAE(VAE):
+class HVAE(VariationalModel):
     """A hierarchical VAE: at least two latent groups, bottom-up inference features, a top-down
     generative path, residual posteriors, one KL per group and free bits.
 
@@ -35,25 +35,19 @@ class HVAE(VAE):
     the groups concatenated top first, [batch, sum(latent_dims)]. `sample` runs the top-down path.
 
     Args:
-        encoder: the bottom-up path, images -> one feature vector per group (top first); defaults to
-            `networks.ladder_encoder`.
-        decoder: [z_L, top-down state] (concatenated) -> logits shaped like the images; defaults to
-            `networks.conv_decoder`.
+        latent_dims: size of each latent group, top first (at least two groups).
+        hidden_units: width of the bottom-up features and of the top-down state.
+        free_bits: nats per group below which a group's KL is not penalised (0 turns this off).
         top_down: one Keras model per group below the top, `networks.top_down_block`'s interface.
         posterior_heads: one Keras model per group: the top's maps its features to [mean, log_variance]
             (`networks.gaussian_head`), each lower one maps [features, state] to shifts from its prior
             (`networks.residual_posterior_head`).
-        image_shape: (height, width, channels) of the images.
-        latent_dims: size of each latent group, top first (at least two groups).
-        hidden_units: width of the bottom-up features and of the top-down state.
-        likelihood: "bernoulli" or "gaussian".
-        beta: weight of the KL terms in the training objective.
-        kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta`.
-        free_bits: nats per group below which a group's KL is not penalised (0 turns this off).
-        filters: channels of the default bottom-up path's stride-2 convolutions, finest first (the
-            default decoder mirrors them); None: the VAE's `base_filters`, scaled with the image size.
-        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
-        seed: seed of the reparameterisation noise.
+        encoder: the bottom-up path, images -> one feature vector per group (top first); defaults to
+            `networks.ladder_encoder`.
+        decoder: [z_L, top-down state] (concatenated) -> logits shaped like the images; defaults to
+            `networks.conv_decoder`.
+        **kwargs: the other options of `VariationalModel` (image_shape, likelihood, beta,
+            kl_warmup_epochs, filters, mixed_precision, seed).
 
     Example:
     >>> hvae = HVAE(image_shape=(28, 28, 1), latent_dims=(16, 16), free_bits=0.5, seed=0)
@@ -61,81 +55,46 @@ class HVAE(VAE):
     >>> hvae.fit(images_in_0_1, epochs=10, batch_size=128)  # doctest: +SKIP
     """
 
-    nested_models = VAE.nested_models + ("top_down", "posterior_heads")
+    nested_models = VariationalModel.nested_models + ("top_down", "posterior_heads")
 
-    def __init__(
-        self,
-        encoder=None,
-        decoder=None,
-        top_down=None,
-        posterior_heads=None,
-        image_shape=(28, 28, 1),
-        latent_dims=(16, 16),
-        hidden_units=256,
-        likelihood="bernoulli",
-        beta=1.0,
-        kl_warmup_epochs=0,
-        free_bits=0.5,
-        filters=None,
-        mixed_precision=False,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, *, latent_dims=(16, 16), hidden_units=256, free_bits=0.5, top_down=None, posterior_heads=None, **kwargs):
         latent_dims = tuple(int(d) for d in latent_dims)
         if len(latent_dims) < 2 or min(latent_dims) < 1:
             raise ValueError(f"latent_dims must list at least two positive group sizes (top first), got {list(latent_dims)}.")
         if float(free_bits) < 0:
             raise ValueError(f"free_bits must be 0 (off) or positive nats per group, got {free_bits}.")
-        # === Config ===
+        # === Config (set before the VariationalModel's constructor, which builds the default networks) ===
         self.latent_dims = latent_dims
+        self.latent_dim = sum(latent_dims)
         self.hidden_units = int(hidden_units)
         self.free_bits = float(free_bits)
-        self.metric_names = VAE.metric_names + tuple(f"kl_{i}" for i in range(1, len(latent_dims) + 1))
+        self.metric_names = VariationalModel.metric_names + tuple(f"kl_{i}" for i in range(1, len(latent_dims) + 1))
+        super().__init__(**kwargs)
         # === Layers ===
-        image_shape = tuple(int(d) for d in image_shape)
-        filters = networks.resolve_widths(filters, image_shape, self.base_filters)
-        dtype = mixed_precision_policy(mixed_precision)
-        encoder = encoder or networks.ladder_encoder(image_shape, len(latent_dims), self.hidden_units, filters, dtype=dtype)
-        decoder = decoder or networks.conv_decoder(image_shape, latent_dims[-1] + self.hidden_units, filters[::-1], dtype=dtype)
-        super().__init__(
-            encoder=encoder,
-            decoder=decoder,
-            image_shape=image_shape,
-            latent_dim=sum(latent_dims),
-            likelihood=likelihood,
-            beta=beta,
-            kl_warmup_epochs=kl_warmup_epochs,
-            filters=filters,
-            mixed_precision=mixed_precision,
-            seed=seed,
-            **kwargs,
-        )
+        dims, dtype = self.latent_dims, self.network_dtype
         if top_down is None:
             top_down = [
-                networks.top_down_block(
-                    latent_dims[i - 1] + (self.hidden_units if i > 1 else 0),
-                    size,
-                    self.hidden_units,
-                    dtype=dtype,
-                    name=f"top_down_{i + 1}",
-                )
-                for i, size in enumerate(latent_dims)
+                networks.top_down_block(dims[i - 1] + (self.hidden_units if i > 1 else 0), size, self.hidden_units, dtype=dtype, name=f"top_down_{i + 1}")
+                for i, size in enumerate(dims)
                 if i > 0
             ]
         if posterior_heads is None:
-            posterior_heads = [networks.gaussian_head(self.hidden_units, latent_dims[0], name="posterior_1")] + [
-                networks.residual_posterior_head(
-                    self.hidden_units, self.hidden_units, size, self.hidden_units, dtype=dtype, name=f"posterior_{i + 1}"
-                )
-                for i, size in enumerate(latent_dims)
+            posterior_heads = [networks.gaussian_head(self.hidden_units, dims[0], name="posterior_1")] + [
+                networks.residual_posterior_head(self.hidden_units, self.hidden_units, size, self.hidden_units, dtype=dtype, name=f"posterior_{i + 1}")
+                for i, size in enumerate(dims)
                 if i > 0
             ]
-        for name, networks_list, count in (("top_down", top_down, len(latent_dims) - 1), ("posterior_heads", posterior_heads, len(latent_dims))):
+        for name, networks_list, count in (("top_down", top_down, len(dims) - 1), ("posterior_heads", posterior_heads, len(dims))):
             if not isinstance(networks_list, (list, tuple)) or len(networks_list) != count or not all(isinstance(n, keras.Model) for n in networks_list):
-                raise ValueError(f"{name} must be a list of {count} Keras models for latent_dims {list(latent_dims)}, got {networks_list!r}.")
+                raise ValueError(f"{name} must be a list of {count} Keras models for latent_dims {list(dims)}, got {networks_list!r}.")
         self.top_down = list(top_down)
         self.posterior_heads = list(posterior_heads)
         self.check_networks("top_down", "posterior_heads")
+
+    def build_networks(self):
+        encoder = networks.ladder_encoder(self.image_shape, len(self.latent_dims), self.hidden_units, self.filters, dtype=self.network_dtype)
+        decoder = networks.conv_decoder(self.image_shape, self.latent_dims[-1] + self.hidden_units, self.filters[::-1], dtype=self.network_dtype)
+        return encoder, decoder
 
     # === What the model feeds its networks ===
     def network_interfaces(self):
@@ -210,19 +169,14 @@ class HVAE(VAE):
         """[batch, sum(latent_dims)] -> one [batch, size] tensor per group, top first."""
         return tf.split(z, list(self.latent_dims), axis=-1)
 
-    def decoder_logits(self, z, training=False):
+    def decoder_logits(self, z, labels=None, training=False):
         """Logits of p(x | z) for codes z (the groups concatenated, top first)."""
+        del labels
         parts = self.split_groups(z)
         decoder_input, _ = self.top_down_path(lambda i, prior, posterior: parts[i], training=training)
         return self.decoder(decoder_input, training=training)
 
-    # === The pieces that differ from the VAE ===
-    def prior(self):
-        raise NotImplementedError("An HVAE's prior is a chain over groups; use `top_down_path` (or `latent_terms`).")
-
-    def posterior(self, images, labels=None, training=False):
-        raise NotImplementedError("An HVAE's posterior is a chain over groups; use `top_down_path` (or `latent_terms`).")
-
+    # === The code: one group at a time down the chain ===
     def latent_terms(self, images, labels=None, training=False):
         features = self.encoder(images, training=training)
         _, groups = self.top_down_path(lambda i, prior, posterior: distributions.sample_rows(posterior, self.next_seed()), features, training)
@@ -246,9 +200,6 @@ class HVAE(VAE):
         floor = tf.constant(self.free_bits, kl.dtype)
         return tf.where(tf.reduce_mean(kl) > floor, kl, tf.fill(tf.shape(kl), floor))
 
-    def likelihood(self, z, labels=None, training=False):
-        return distributions.image_likelihood(self.likelihood_kind, self.decoder_logits(z, training=training), self.log_scale)
-
     # === Deterministic functions behind the serving endpoints ===
     def encode(self, images):
         """Posterior means and log-variances of every group, each group conditioned on the means above it."""
@@ -258,9 +209,6 @@ class HVAE(VAE):
             "mean": tf.concat([posterior.mean() for _, _, posterior in groups], axis=-1),
             "log_variance": tf.concat([tf.math.log(posterior.variance()) for _, _, posterior in groups], axis=-1),
         }
-
-    def decode(self, z):
-        return {"images": distributions.likelihood_mean(self.likelihood_kind, self.decoder_logits(z))}
 
     def sample_from_noise(self, noise):
         """Ancestral sampling down the hierarchy: z_i = prior mean + prior scale * noise_i, group by group."""
@@ -280,7 +228,6 @@ class HVAE(VAE):
 
     def get_config(self):
         config = super().get_config()
-        del config["latent_dim"]  # sum(latent_dims)
         config.update(
             {
                 "latent_dims": list(self.latent_dims),

@@ -4,8 +4,12 @@ The encoder outputs a mean and a log-variance; `exp` makes the variance positive
 reparameterisation trick z = mean + sigma * eps lets gradients flow through the sample; the loss is
 the negative ELBO, -E_q[log p(x | z)] + KL(q(z | x) || p(z)), in nats per image.
 
-Variants (conditional, mixture prior, hierarchical) override one method each: `prior`, `posterior`,
-`likelihood`, `kl_divergence`, or, for a hierarchy of latent groups, `latent_terms`.
+`VariationalModel` is what every VAE of the zoo shares: the negative-ELBO loss over two methods,
+`latent_terms` (draw z, return its KL) and `decoder_logits` (the logits of p(x | z)), the training step,
+the endpoints and the TensorBoard grids. `VAE` adds one Gaussian latent group: `prior`, `posterior`
+and `kl_divergence`. Variants override one method each (conditional: `posterior` and `decoder_logits`;
+mixture prior: `prior` and `kl_divergence`); a hierarchy of latent groups is a `VariationalModel` with
+its own `latent_terms` and `decoder_logits` (`keras_gen.models.hvae`).
 """
 
 import keras_gen  # noqa: F401
@@ -21,21 +25,18 @@ from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register_model
 
 
-@register_model("vae")
-class VAE(GenerativeModel):
-    """A VAE with a Gaussian encoder, N(0, I) prior and a Bernoulli or Gaussian decoder.
+class VariationalModel(GenerativeModel):
+    """What the zoo's VAEs share (subclass it; it is not a model on its own).
 
-    `fit` reports, in nats per image: `loss` (the negative ELBO), `reconstruction` (-log p(x | z))
-    and `kl` (KL(q(z | x) || p(z))). The gradient step minimises `reconstruction + beta * kl`
-    (beta ramps up from 0 over `kl_warmup_epochs` when that is set).
+    A subclass sets `latent_dim` (the width of the codes the endpoints take and return) before calling
+    this constructor, and implements `build_networks()` (the default encoder and decoder),
+    `network_interfaces()`, `latent_terms` and, when its decoder is not simply z -> logits,
+    `decoder_logits`.
 
     Args:
-        encoder: a Keras model, images -> [mean, log_variance], two tensors [batch, latent_dim] (one
-            output of width 2 * latent_dim is refused, not split); defaults to `networks.conv_encoder`.
-        decoder: a Keras model, z -> logits shaped like the images; defaults to `networks.conv_decoder`.
-            Both are checked when the model is built (`network_interfaces`).
+        encoder: a Keras model, images -> what the subclass's `latent_terms` reads.
+        decoder: a Keras model, what `decoder_logits` feeds it -> logits shaped like the images.
         image_shape: (height, width, channels) of the images.
-        latent_dim: size of z.
         likelihood: "bernoulli" (binary or binarised images) or "gaussian" (one learned scale).
         beta: weight of the KL term in the training objective (1 is the ELBO).
         kl_warmup_epochs: epochs over which the KL weight ramps from 0 to `beta` (0: no warm-up).
@@ -44,11 +45,6 @@ class VAE(GenerativeModel):
             (`networks.stage_widths`).
         mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
         seed: seed of the reparameterisation noise.
-
-    Example:
-    >>> vae = VAE(image_shape=(28, 28, 1), latent_dim=16, seed=0)
-    >>> vae.compile(optimizer="adam")
-    >>> vae.fit(images_in_0_1, epochs=10, batch_size=128)  # doctest: +SKIP
     """
 
     metric_names = ("loss", "reconstruction", "kl")
@@ -62,7 +58,6 @@ class VAE(GenerativeModel):
         encoder=None,
         decoder=None,
         image_shape=(28, 28, 1),
-        latent_dim=16,
         likelihood="bernoulli",
         beta=1.0,
         kl_warmup_epochs=0,
@@ -74,15 +69,17 @@ class VAE(GenerativeModel):
         super().__init__(image_shape=image_shape, mixed_precision=mixed_precision, seed=seed, **kwargs)
         if likelihood not in distributions.LIKELIHOODS:
             raise ValueError(f"Unknown likelihood {likelihood!r}; expected one of {distributions.LIKELIHOODS}.")
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be at least 1, got {self.latent_dim}.")
         # === Config ===
-        self.latent_dim = int(latent_dim)
         self.likelihood_kind = likelihood
         self.beta = float(beta)
         self.kl_warmup_epochs = int(kl_warmup_epochs)
         self.filters = networks.resolve_widths(filters, self.image_shape, self.base_filters)
         # === Layers ===
-        self.encoder = encoder or networks.conv_encoder(self.image_shape, self.latent_dim, self.filters, dtype=self.network_dtype)
-        self.decoder = decoder or networks.conv_decoder(self.image_shape, self.latent_dim, self.filters[::-1], dtype=self.network_dtype)
+        default_encoder, default_decoder = (None, None) if encoder is not None and decoder is not None else self.build_networks()
+        self.encoder = encoder or default_encoder
+        self.decoder = decoder or default_decoder
         self.check_networks("encoder", "decoder")
         self.kl_weight = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.beta), trainable=False, name="kl_weight"
@@ -92,53 +89,29 @@ class VAE(GenerativeModel):
             self.log_scale = self.add_weight(shape=(), initializer="zeros", name="likelihood_log_scale")
         self.built = True
 
-    # === What the model feeds its networks (variants with other networks override it) ===
-    def network_interfaces(self):
-        sizes = f"Build it for image_shape {self.image_shape} and latent_dim {self.latent_dim}."
-        gaussian = (
-            f"{sizes} A Gaussian encoder returns two tensors, the mean and the log-variance of q(z | x): end it in two "
-            "Dense(latent_dim) heads, as networks.conv_encoder does (one Dense(2 * latent_dim) output is not split)."
-        )
-        code = (self.latent_dim,)
-        return {
-            "encoder": networks.Interface(
-                networks.Port("images", self.image_shape), [networks.Port("mean", code), networks.Port("log_variance", code)], gaussian
-            ),
-            "decoder": networks.Interface(networks.Port("z", code), networks.Port("logits", self.image_shape), sizes),
-        }
-
-    # === The pieces variants override ===
-    def prior(self):
-        """p(z)."""
-        return distributions.standard_normal(self.latent_dim)
-
-    def posterior(self, images, labels=None, training=False):
-        """q(z | x) as a tfd distribution over [batch, latent_dim]."""
-        mean, log_variance = self.encoder(images, training=training)
-        return distributions.diagonal_gaussian(mean, log_variance)
-
-    def likelihood(self, z, labels=None, training=False):
-        """p(x | z) as a tfd distribution over images."""
-        return distributions.image_likelihood(self.likelihood_kind, self.decoder(z, training=training), self.log_scale)
-
-    def kl_divergence(self, posterior, z):
-        """KL(q(z | x) || p(z)) per example; analytic for Gaussians (`z` is there for Monte Carlo variants)."""
-        del z
-        return posterior.kl_divergence(self.prior())
+    # === The pieces subclasses give ===
+    def build_networks(self):
+        """The default (encoder, decoder)."""
+        raise NotImplementedError(f"{type(self).__name__} must build its default networks.")
 
     def latent_terms(self, images, labels=None, training=False):
-        """Draws one z ~ q(z | x) per image and returns `(z, terms)`, the terms per example in nats.
+        """Draws the code z of each image and returns `(z, terms)`, the terms per example in nats.
 
         `terms["kl"]` is what the ELBO subtracts; `terms["log_ratio"]` is log p(z) - log q(z | x) at the
         drawn z, the latent part of an importance weight (`keras_gen.evaluation` adds log p(x | z) to it).
-        A variant may add `kl_penalty` (the KL as the training objective weighs it, e.g. with free bits)
+        A model may add `kl_penalty` (the KL as the training objective weighs it, e.g. with free bits)
         and further terms, which become metrics when listed in `metric_names`.
         """
-        posterior = self.posterior(images, labels, training=training)
-        # Reparameterised: mean + scale * eps, differentiable in both.
-        z = distributions.sample_rows(posterior, self.next_seed())
-        log_ratio = self.prior().log_prob(z) - posterior.log_prob(z)
-        return z, {"kl": self.kl_divergence(posterior, z), "log_ratio": log_ratio}
+        raise NotImplementedError(f"{type(self).__name__} must say how it draws its code.")
+
+    def decoder_logits(self, z, labels=None, training=False):
+        """Logits of p(x | z), shaped like the images."""
+        del labels
+        return self.decoder(z, training=training)
+
+    def likelihood(self, z, labels=None, training=False):
+        """p(x | z) as a tfd distribution over images."""
+        return distributions.image_likelihood(self.likelihood_kind, self.decoder_logits(z, labels, training=training), self.log_scale)
 
     # === Losses, shared by train_step and test_step ===
     def compute_losses(self, images, labels=None, training=False):
@@ -174,7 +147,7 @@ class VAE(GenerativeModel):
         return {"mean": mean, "log_variance": log_variance}
 
     def decode(self, z):
-        return {"images": distributions.likelihood_mean(self.likelihood_kind, self.decoder(z, training=False))}
+        return {"images": distributions.likelihood_mean(self.likelihood_kind, self.decoder_logits(z))}
 
     def reconstruct(self, images):
         return {"reconstruction": self.decode(self.encode(images)["mean"])["images"]}
@@ -236,11 +209,86 @@ class VAE(GenerativeModel):
         config = super().get_config()
         config.update(
             {
-                "latent_dim": self.latent_dim,
                 "likelihood": self.likelihood_kind,
                 "beta": self.beta,
                 "kl_warmup_epochs": self.kl_warmup_epochs,
                 "filters": list(self.filters),
             }
         )
+        return config
+
+
+@register_model("vae")
+class VAE(VariationalModel):
+    """A VAE with a Gaussian encoder, N(0, I) prior and a Bernoulli or Gaussian decoder.
+
+    `fit` reports, in nats per image: `loss` (the negative ELBO), `reconstruction` (-log p(x | z))
+    and `kl` (KL(q(z | x) || p(z))). The gradient step minimises `reconstruction + beta * kl`
+    (beta ramps up from 0 over `kl_warmup_epochs` when that is set).
+
+    Args:
+        latent_dim: size of z.
+        encoder: a Keras model, images -> [mean, log_variance], two tensors [batch, latent_dim] (one
+            output of width 2 * latent_dim is refused, not split); defaults to `networks.conv_encoder`.
+        decoder: a Keras model, z -> logits shaped like the images; defaults to `networks.conv_decoder`.
+            Both are checked when the model is built (`network_interfaces`).
+        **kwargs: the other options of `VariationalModel` (image_shape, likelihood, beta,
+            kl_warmup_epochs, filters, mixed_precision, seed).
+
+    Example:
+    >>> vae = VAE(image_shape=(28, 28, 1), latent_dim=16, seed=0)
+    >>> vae.compile(optimizer="adam")
+    >>> vae.fit(images_in_0_1, epochs=10, batch_size=128)  # doctest: +SKIP
+    """
+
+    def __init__(self, *, latent_dim=16, **kwargs):
+        self.latent_dim = int(latent_dim)
+        super().__init__(**kwargs)
+
+    def build_networks(self):
+        encoder = networks.conv_encoder(self.image_shape, self.latent_dim, self.filters, dtype=self.network_dtype)
+        decoder = networks.conv_decoder(self.image_shape, self.latent_dim, self.filters[::-1], dtype=self.network_dtype)
+        return encoder, decoder
+
+    # === What the model feeds its networks (variants with other networks override it) ===
+    def network_interfaces(self):
+        sizes = f"Build it for image_shape {self.image_shape} and latent_dim {self.latent_dim}."
+        gaussian = (
+            f"{sizes} A Gaussian encoder returns two tensors, the mean and the log-variance of q(z | x): end it in two "
+            "Dense(latent_dim) heads, as networks.conv_encoder does (one Dense(2 * latent_dim) output is not split)."
+        )
+        code = (self.latent_dim,)
+        return {
+            "encoder": networks.Interface(
+                networks.Port("images", self.image_shape), [networks.Port("mean", code), networks.Port("log_variance", code)], gaussian
+            ),
+            "decoder": networks.Interface(networks.Port("z", code), networks.Port("logits", self.image_shape), sizes),
+        }
+
+    # === The pieces variants override ===
+    def prior(self):
+        """p(z)."""
+        return distributions.standard_normal(self.latent_dim)
+
+    def posterior(self, images, labels=None, training=False):
+        """q(z | x) as a tfd distribution over [batch, latent_dim]."""
+        mean, log_variance = self.encoder(images, training=training)
+        return distributions.diagonal_gaussian(mean, log_variance)
+
+    def kl_divergence(self, posterior, z):
+        """KL(q(z | x) || p(z)) per example; analytic for Gaussians (`z` is there for Monte Carlo variants)."""
+        del z
+        return posterior.kl_divergence(self.prior())
+
+    def latent_terms(self, images, labels=None, training=False):
+        """One z ~ q(z | x) per image, reparameterised, and its {kl, log_ratio} (see `VariationalModel`)."""
+        posterior = self.posterior(images, labels, training=training)
+        # Reparameterised: mean + scale * eps, differentiable in both.
+        z = distributions.sample_rows(posterior, self.next_seed())
+        log_ratio = self.prior().log_prob(z) - posterior.log_prob(z)
+        return z, {"kl": self.kl_divergence(posterior, z), "log_ratio": log_ratio}
+
+    def get_config(self):
+        config = super().get_config()
+        config["latent_dim"] = self.latent_dim
         return config

@@ -21,7 +21,6 @@ VAE's.
 """
 
 import keras_gen  # noqa: F401
-import keras
 import tensorflow as tf
 
 from keras_gen import distributions
@@ -30,14 +29,13 @@ from keras_gen import networks
 from keras_gen import noise
 from keras_gen.export import UNIT_INTERVAL
 from keras_gen.export import Endpoint
-from keras_gen.models.gan import resolve_loss
+from keras_gen.models.adversarial import Adversarial
 from keras_gen.models.vae import VAE
 from keras_gen.registry import register_model
 
 # The default optimizers: Adam at Larsen et al.'s rate (they used RMSProp(3e-4)) with DCGAN's beta_1 = 0.5,
-# as the zoo's GANs use; pass RMSprop instances to `compile` for the paper's choice.
-DEFAULT_LEARNING_RATE = 3e-4
-DEFAULT_BETA_1 = 0.5
+# as the zoo's GANs use; pass RMSprop to `compile` (or name it in a recipe) for the paper's choice.
+ADAM = {"class_name": "Adam", "config": {"learning_rate": 3e-4, "beta_1": 0.5, "beta_2": 0.999}}
 
 # (optimizer, the network it updates, the per-example term it minimises, its gradient-norm metric).
 UPDATES = (
@@ -48,7 +46,7 @@ UPDATES = (
 
 
 @register_model("vae_gan")
-class VAEGAN(VAE):
+class VAEGAN(Adversarial, VAE):
     """A VAE-GAN: a VAE whose reconstruction error is measured by its GAN discriminator's features.
 
     `fit` takes batches of images in [0, 1] (data preprocessing "scale"); the decoder outputs logits and
@@ -65,13 +63,9 @@ class VAEGAN(VAE):
     cross-entropy losses, raw scores otherwise); and each network's gradient norm.
 
     Args:
-        encoder: a Keras model, images -> [mean, log_variance]; defaults to `networks.conv_encoder`.
-        decoder: a Keras model, z -> logits shaped like the images; defaults to `networks.conv_decoder`.
         discriminator: a Keras model, images -> [features, score] (features [batch, ...] of a hidden
             layer, best normalised to a unit scale, and one raw score per image); defaults to
             `networks.feature_discriminator`.
-        image_shape: (height, width, channels) of the images.
-        latent_dim: size of z.
         loss: a name in `keras_gen.losses.GAN_LOSSES` or a pair (discriminator_loss, generator_loss) of
             registered functions, as in `GAN`.
         feature_weight: gamma, the weight of the feature reconstruction in the decoder's loss against
@@ -79,20 +73,18 @@ class VAEGAN(VAE):
         pixel_weight: weight of the pixel-space Bernoulli reconstruction added to the encoder's and the
             decoder's losses (0: Larsen et al.'s model). An option for stability: a small weight ties
             reconstructions to the pixels while the discriminator's features still change quickly.
-        beta: weight of the KL term in the encoder's loss.
-        kl_warmup_epochs: epochs over which that weight ramps from 0 to `beta` (0: no warm-up).
-        filters: channels of the default encoder's stride-2 convolutions, as in `VAE`.
         discriminator_filters: channels of the default discriminator's stride-2 convolutions; None:
             `base_discriminator_filters`, (32, 64, 128), with stages added for larger images
             (`networks.stage_widths`).
         discriminator_hidden_units: width of its dense layer before the score (0: none).
         feature_block: which of its convolution blocks gives the features, the paper's l (-1: the last).
-        mixed_precision: "bfloat16", "float16" or False, as in `GenerativeModel`.
-        seed: seed of all the model's noise.
+        **kwargs: the options of `VAE` (encoder, decoder, image_shape, latent_dim, beta, kl_warmup_epochs,
+            filters, mixed_precision, seed). The pixel likelihood is Bernoulli: a Gaussian's learned
+            scale would belong to no network's optimizer.
 
     Example:
     >>> vae_gan = VAEGAN(image_shape=(28, 28, 1), latent_dim=32, feature_weight=0.1, seed=0)
-    >>> vae_gan.compile_recipe(e_learning_rate=3e-4, g_learning_rate=3e-4, d_learning_rate=3e-4)
+    >>> vae_gan.compile()  # Adam(3e-4, beta_1=0.5) for each network
     >>> vae_gan.fit(images_in_0_1, epochs=10, batch_size=64)  # doctest: +SKIP
     """
 
@@ -113,6 +105,7 @@ class VAEGAN(VAE):
     )
     nested_models = ("encoder", "decoder", "discriminator")
     optimizer_names = tuple(update[0] for update in UPDATES)
+    default_optimizers = {name: ADAM for name in optimizer_names}
     # An autoencoder first ("autoencoding beyond pixels"): its serving_default is the VAE's.
     default_endpoint = "reconstruct"
     # The default discriminator's filters for 28x28 images, which None scales with the image size.
@@ -120,41 +113,21 @@ class VAEGAN(VAE):
 
     def __init__(
         self,
-        encoder=None,
-        decoder=None,
+        *,
         discriminator=None,
-        image_shape=(28, 28, 1),
-        latent_dim=16,
         loss="non_saturating",
         feature_weight=0.1,
         pixel_weight=0.0,
-        beta=1.0,
-        kl_warmup_epochs=0,
-        filters=None,
         discriminator_filters=None,
         discriminator_hidden_units=256,
         feature_block=-1,
-        mixed_precision=False,
-        seed=None,
         **kwargs,
     ):
-        # The pixel likelihood is Bernoulli: a Gaussian's learned scale would belong to no network's optimizer.
-        super().__init__(
-            encoder=encoder,
-            decoder=decoder,
-            image_shape=image_shape,
-            latent_dim=latent_dim,
-            likelihood="bernoulli",
-            beta=beta,
-            kl_warmup_epochs=kl_warmup_epochs,
-            filters=filters,
-            mixed_precision=mixed_precision,
-            seed=seed,
-            **kwargs,
-        )
+        if kwargs.get("likelihood", "bernoulli") != "bernoulli":
+            raise ValueError(f"A VAE-GAN's pixel likelihood is Bernoulli (a Gaussian's learned scale would belong to no network's optimizer), got likelihood={kwargs['likelihood']!r}.")
+        super().__init__(**kwargs)
         # === Config ===
-        self.loss_name = loss if isinstance(loss, str) else None
-        self.d_loss_fn, self.g_loss_fn = resolve_loss(loss)
+        self.set_adversarial_loss(loss)
         self.feature_weight = float(feature_weight)
         self.pixel_weight = float(pixel_weight)
         self.discriminator_filters = networks.resolve_widths(discriminator_filters, self.image_shape, self.base_discriminator_filters)
@@ -191,21 +164,10 @@ class VAEGAN(VAE):
         batch = tf.shape(images)[0]
         return tf.reshape(tf.cast(features, tf.float32), [batch, -1]), tf.reshape(tf.cast(scores, tf.float32), [batch])
 
-    def probabilities(self, scores):
-        """What `d_real`/`d_fake` report: D = sigmoid(logits) for the cross-entropy losses, else the raw scores."""
-        return tf.sigmoid(scores) if self.loss_name in losses.PROBABILITY_GAN_LOSSES else scores
-
     # === Inputs ===
     def check_training_images(self, images):
         """Checks a training batch: float images of `image_shape` with values in [0, 1]."""
-        images = self.check_images(images)
-        message = f"{type(self).__name__} trains on images in [0, 1]; scale them with data preprocessing 'scale' (x / 255)."
-        checks = [
-            tf.debugging.assert_greater_equal(tf.reduce_min(images), -1e-3, message=message),
-            tf.debugging.assert_less_equal(tf.reduce_max(images), 1.0 + 1e-3, message=message),
-        ]
-        with tf.control_dependencies(checks):
-            return tf.identity(images)
+        return self.check_images_in_range(images, 0.0, 1.0, "scale them with data preprocessing 'scale' (x / 255).")
 
     # === Losses, shared by train_step and test_step ===
     def compute_losses(self, images, labels=None, training=False):
@@ -241,47 +203,9 @@ class VAEGAN(VAE):
         }
 
     # === Training ===
-    def compile(self, e_optimizer=None, g_optimizer=None, d_optimizer=None, run_eagerly=False, jit_compile="auto", steps_per_execution=1):
-        """Configures the three optimizers (Keras' own `optimizer`, `loss` and `metrics` have no use here).
-
-        Args:
-            e_optimizer: the encoder's optimizer (an instance, a name or a config); defaults to
-                Adam(3e-4, beta_1=0.5).
-            g_optimizer: the decoder's (generator's) optimizer; the same default.
-            d_optimizer: the discriminator's optimizer; the same default.
-            run_eagerly: as in `keras.Model.compile`.
-            jit_compile: as in `keras.Model.compile` ("auto": XLA on GPUs, not on CPUs).
-            steps_per_execution: as in `keras.Model.compile`.
-        """
-        self.compile_optimizers(
-            {"e_optimizer": e_optimizer, "g_optimizer": g_optimizer, "d_optimizer": d_optimizer},
-            run_eagerly=run_eagerly,
-            jit_compile=jit_compile,
-            steps_per_execution=steps_per_execution,
-        )
-
     def optimizer_variables(self, name):
         network = {update[0]: update[1] for update in UPDATES}[name]
         return getattr(self, network).trainable_variables
-
-    def default_optimizer(self, name):
-        del name
-        return keras.optimizers.Adam(DEFAULT_LEARNING_RATE, beta_1=DEFAULT_BETA_1)
-
-    def compile_recipe(
-        self,
-        e_learning_rate=DEFAULT_LEARNING_RATE,
-        g_learning_rate=DEFAULT_LEARNING_RATE,
-        d_learning_rate=DEFAULT_LEARNING_RATE,
-        beta_1=DEFAULT_BETA_1,
-        beta_2=0.999,
-    ):
-        """Compiles the model as the zoo's recipes do: Adam for each of the three networks."""
-        self.compile(
-            e_optimizer=keras.optimizers.Adam(e_learning_rate, beta_1=beta_1, beta_2=beta_2),
-            g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2),
-            d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
-        )
 
     def train_step(self, data):
         self.require_optimizers()
@@ -312,10 +236,8 @@ class VAEGAN(VAE):
     # === Serialisation ===
     def get_config(self):
         config = super().get_config()
-        del config["likelihood"]
         config.update(
             {
-                "loss": self.loss_name or [keras.saving.get_registered_name(fn) for fn in (self.d_loss_fn, self.g_loss_fn)],
                 "feature_weight": self.feature_weight,
                 "pixel_weight": self.pixel_weight,
                 "discriminator_filters": list(self.discriminator_filters),
