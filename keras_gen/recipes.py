@@ -214,18 +214,27 @@ def check_pipeline(table, model_class, where):
     return name, _check_against_signature(options, pipeline, f"{where} [pipeline] of the {name} pipeline", skip=("recipe", "train", "run"))
 
 
+def _recipe_optimizers():
+    """{class name: class} of the Keras optimizers a recipe can name: those that build from their arguments
+    alone (not the base class, nor wrappers such as LossScaleOptimizer that need an inner optimizer)."""
+    import keras
+
+    def standalone(value):
+        if not (isinstance(value, type) and issubclass(value, keras.optimizers.Optimizer)) or value is keras.optimizers.Optimizer:
+            return False
+        parameters = list(inspect.signature(value.__init__).parameters.values())[1:]
+        return not any(p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
+
+    return {name: value for name, value in sorted(vars(keras.optimizers).items()) if name[0].isupper() and standalone(value)}
+
+
 def _check_optimizer(config, where):
     """Checks an optimizer config against its Keras class's constructor, without building it: a recipe is
     checked before a distribution strategy is made, and building an optimizer would start TensorFlow."""
-    import keras
-
-    optimizer_class = getattr(keras.optimizers, config["class_name"], None)
-    if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, keras.optimizers.Optimizer)) or optimizer_class is keras.optimizers.Optimizer:
-        names = sorted(
-            name for name, value in vars(keras.optimizers).items()
-            if isinstance(value, type) and issubclass(value, keras.optimizers.Optimizer) and value is not keras.optimizers.Optimizer and name[0].isupper()
-        )
-        raise RecipeError(f"{where}: {config['class_name']!r} is not a Keras optimizer; use one of {', '.join(names)}.")
+    optimizers = _recipe_optimizers()
+    optimizer_class = optimizers.get(config["class_name"])
+    if optimizer_class is None:
+        raise RecipeError(f"{where}: {config['class_name']!r} is not a Keras optimizer; use one of {', '.join(optimizers)}.")
     parameters = [name for name in inspect.signature(optimizer_class.__init__).parameters if name not in ("self", "kwargs", "name")]
     _check_keys(config["config"], parameters, f"{where} ({config['class_name']})")
 

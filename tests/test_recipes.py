@@ -115,6 +115,8 @@ def test_compile_shorthand_sets_what_the_defaults_name_as_the_first_recipes_mean
         ('model = "dcgan"\n[compile]\nrho = 0.5\n', r"rho is an argument of none of the default optimizers \(d_optimizer, g_optimizer\)"),
         ('model = "dcgan"\n[compile]\nd_optimizer = "adam"\n', r"d_optimizer names an optimizer and must be a table"),
         ('model = "vae"\n[compile.optimizer]\nclass_name = 3\n', r"`class_name` must be str"),
+        # A wrapper needs an inner optimizer, which a recipe cannot give it.
+        ('model = "vae"\n[compile.optimizer]\nclass_name = "LossScaleOptimizer"\n', r"'LossScaleOptimizer' is not a Keras optimizer; use one of Adadelta, .*SGD"),
     ],
 )
 def test_bad_compile_tables_say_what_is_wrong(tmp_path, text, message):
