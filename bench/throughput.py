@@ -1,19 +1,28 @@
 """Images per second of each zoo model's compiled train step (with and without XLA) and of its export's
-`sample` signature at batch 1 and 64.
+`sample` signature at batch 1 and 64; with `--step-share OPTION`, the share of the train step that
+grows with an integer model option (the EBM's Langevin steps per training step).
 
     .venv/bin/python bench/throughput.py [--recipes vae,dcgan] [--steps 20] [--rounds 3]
+    .venv/bin/python bench/throughput.py --recipes ebm --step-share langevin_steps
 
 Each recipe's model is built as the recipe says and trained on random data shaped like the recipe's
 (images in its preprocessing's range, labels when it takes them), so the figures measure the
 computation, not the input pipeline. Train steps are timed with `fit` over `--steps` batches after a
 warm-up (tracing), in interleaved rounds; the median round is printed. The export is written to a
 temporary folder, loaded with TensorFlow alone and its `sample` signature called repeatedly.
+`--step-share OPTION` times, in the same interleaved rounds (no XLA), the step with the recipe's value n
+of the option and with 1. Taking the step time as t(m) = a + m * b (a: everything the option does not
+repeat, here the optimizer step on the real batch and the negatives; b: one repetition, here one
+Langevin step over the batch), b = (t(n) - t(1)) / (n - 1), and the option's share of the step at n is
+n * b / t(n). Recipes whose model has no such option are left out of that table.
 Nothing here is a test; it prints figures.
 """
 
 import argparse
+import dataclasses
 import os
 import resource
+import inspect
 import statistics
 import sys
 import tempfile
@@ -78,6 +87,36 @@ def median_rates(models, dataset, batch_size, steps, rounds, warm_up=5):
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
+def step_share(recipe, option, steps, rounds):
+    """The share of the train step (no XLA) that scales with the integer model option `option`, or None
+    where the recipe's model has no such option (see the module docstring).
+
+    Returns:
+        {"n" (the recipe's value), "rate_n" and "rate_1" (median images/s at n and at 1), "seconds_n" and
+        "seconds_1" (the step's time), "per_unit_seconds" (b), "rest_seconds" (a), "share" (n b / t(n))}.
+    """
+    if option not in inspect.signature(recipe.model_class().__init__).parameters:
+        return None
+    n = recipe.build_model().get_config()[option]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise SystemExit(f"--step-share {option}: {recipe.name}'s value is {n!r}; it needs an int of at least 2 to compare with 1.")
+    batch_size = recipe.train["batch_size"]
+    models = {n: build(recipe, False), 1: build(dataclasses.replace(recipe, model_options={**recipe.model_options, option: 1}), False)}
+    rates = median_rates(models, random_batches(recipe, batch_size, models[n]), batch_size, steps, rounds)
+    seconds = {m: batch_size / rate for m, rate in rates.items()}
+    per_unit = (seconds[n] - seconds[1]) / (n - 1)
+    return {
+        "n": n,
+        "rate_n": rates[n],
+        "rate_1": rates[1],
+        "seconds_n": seconds[n],
+        "seconds_1": seconds[1],
+        "per_unit_seconds": per_unit,
+        "rest_seconds": seconds[1] - per_unit,
+        "share": n * per_unit / seconds[n],
+    }
+
+
 def sample_rates(model, repeats, batch_sizes=(1, 64)):
     """{batch size: images/s} of the exported `sample` signature, or None without one."""
     if "sample" not in [endpoint.name for endpoint in model.serving_endpoints()]:
@@ -105,21 +144,49 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="train steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sample-repeats", type=int, default=20, help="calls of `sample` timed per batch size")
+    parser.add_argument("--step-share", metavar="OPTION", help="also the share of the train step that scales with this integer model option (e.g. langevin_steps)")
+    parser.add_argument("--no-main-table", action="store_true", help="with --step-share: that table alone")
     args = parser.parse_args(argv)
+    if args.no_main_table and not args.step_share:
+        parser.error("--no-main-table goes with --step-share")
     names = args.recipes.split(",") if args.recipes else list(recipes.recipe_paths())
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores; median of {args.rounds} rounds of {args.steps} steps")
-    header = f"{'recipe':<16} {'batch':>5} {'train img/s':>12} {'XLA img/s':>10} {'sample@1 img/s':>15} {'sample@64 img/s':>16}"
-    print(header)
-    print("-" * len(header))
-    for name in names:
-        recipe = recipes.load_recipe(name.strip())
-        steps, model = train_step_rates(recipe, args.steps, args.rounds)
-        sampled = sample_rates(model, args.sample_repeats)
-        cells = ("n/a", "n/a") if sampled is None else (f"{sampled[1]:.0f}", f"{sampled[64]:.0f}")
-        print(
-            f"{recipe.name:<16} {recipe.train['batch_size']:>5} {steps['no XLA']:>12.0f} {steps['XLA']:>10.0f} {cells[0]:>15} {cells[1]:>16}",
-            flush=True,
-        )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores, load average {load} (1, 5, 15 min); "
+        f"median of {args.rounds} rounds of {args.steps} steps"
+    )
+    if not args.no_main_table:
+        header = f"{'recipe':<16} {'batch':>5} {'train img/s':>12} {'XLA img/s':>10} {'sample@1 img/s':>15} {'sample@64 img/s':>16}"
+        print(header)
+        print("-" * len(header))
+        for name in names:
+            recipe = recipes.load_recipe(name.strip())
+            steps, model = train_step_rates(recipe, args.steps, args.rounds)
+            sampled = sample_rates(model, args.sample_repeats)
+            cells = ("n/a", "n/a") if sampled is None else (f"{sampled[1]:.0f}", f"{sampled[64]:.0f}")
+            print(
+                f"{recipe.name:<16} {recipe.train['batch_size']:>5} {steps['no XLA']:>12.0f} {steps['XLA']:>10.0f} {cells[0]:>15} {cells[1]:>16}",
+                flush=True,
+            )
+    if args.step_share:
+        option = args.step_share
+        print()
+        print(f"Share of the train step (no XLA) that scales with {option}, from its recipe value n and 1:")
+        header = f"{'recipe':<16} {'n':>4} {'img/s at n':>11} {'img/s at 1':>11} {'step ms at n':>13} {'ms per unit':>12} {'ms rest':>8} {'share at n':>11}"
+        print(header)
+        print("-" * len(header))
+        for name in names:
+            recipe = recipes.load_recipe(name.strip())
+            share = step_share(recipe, option, args.steps, args.rounds)
+            if share is None:
+                continue
+            print(
+                f"{recipe.name:<16} {share['n']:>4} {share['rate_n']:>11.0f} {share['rate_1']:>11.0f} {1000 * share['seconds_n']:>13.1f} "
+                f"{1000 * share['per_unit_seconds']:>12.2f} {1000 * share['rest_seconds']:>8.1f} {100 * share['share']:>10.1f} %",
+                flush=True,
+            )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"Load average at the end: {load} (1, 5, 15 min)")
     return 0
 
 

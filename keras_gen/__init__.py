@@ -13,3 +13,15 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+
+def from_preset(handle):
+    """The zoo model of a preset, its class taken from the preset (see `keras_gen.presets`): a shipped name
+    (`keras-gen list`), a preset folder, or an hf:// or kaggle:// handle.
+
+    Example:
+    >>> model = keras_gen.from_preset("vae_fashion_mnist")  # doctest: +SKIP
+    """
+    from keras_gen import presets
+
+    return presets.load_preset(handle)

@@ -264,7 +264,7 @@ class AnomalyScorer(ClientBuilt):
     """Anomaly scores and calibrated thresholds of a model, live or exported.
 
     Build one with `AnomalyScorer.from_model` (a zoo model with `anomaly_score` and `anomaly_threshold`
-    endpoints, e.g. `keras_gen.models.AAE`), `from_export` (a SavedModel's signatures, with TensorFlow
+    endpoints, e.g. `keras_gen.models.AAE` or `EBM`), `from_export` (a SavedModel's signatures, with TensorFlow
     alone) or `load` (either, from a path); all three go through `keras_gen.evaluation.ModelClient`.
 
     Args:
@@ -292,7 +292,7 @@ class AnomalyScorer(ClientBuilt):
 
     @classmethod
     def from_client(cls, client, name=None):
-        client.require(["anomaly_score", "anomaly_threshold"], "it cannot score anomalies (an `aae` can)")
+        client.require(["anomaly_score", "anomaly_threshold"], "it cannot score anomalies (an `aae` or an `ebm` can)")
 
         def score_fn(images):
             return client("anomaly_score", images=images)["score"]
@@ -338,7 +338,7 @@ def evaluate_one_class(scorer, images, labels, fpr=0.05, batch_size=500):
     if normal_class < 0:
         raise ValueError(
             f"{scorer.name} was trained on all classes and has no normal class. The one-class protocol needs a model "
-            "trained on one class: `keras-gen train aae --normal-class N` (or normal_class = N in the recipe's [model_options])."
+            "trained on one class, e.g. `keras-gen train aae --normal-class N` or `keras-gen train ebm --normal-class N` (or normal_class = N in the recipe's [model_options])."
         )
     labels = np.asarray(labels)
     is_anomaly = labels != normal_class

@@ -1,5 +1,5 @@
-"""The `keras-gen` command: list recipes, train one, export a checkpoint, sample from an export, evaluate a VAE, and
-write what TF Serving needs (serving-config, request, describe)."""
+"""The `keras-gen` command: list recipes and presets, train one (or fine-tune a preset), export a checkpoint or a preset,
+sample from a preset or an export, evaluate a VAE, and write what TF Serving needs (serving-config, request, describe)."""
 
 import argparse
 import pathlib
@@ -27,14 +27,25 @@ def parse_seeds(text):
 
 
 def cmd_list(args):
+    from keras_gen import presets
     from keras_gen import recipes
 
     paths = recipes.recipe_paths()
     loaded = [recipes.load_recipe(path) for path in paths.values()]
-    name_width = max((len(recipe.name) for recipe in loaded), default=0)
-    model_width = max((len(recipe.model) for recipe in loaded), default=0)
-    for recipe in loaded:
-        print(f"{recipe.name:<{name_width}}  {recipe.model:<{model_width}}  {recipe.description}")
+    rows = [(recipe.name, recipe.model, recipe.description) for recipe in loaded]
+    shipped = {name: presets.open_preset(path).metadata for name, path in presets.shipped_presets().items()}
+    # Beside the recipes, with their headline figures: what samples, exports and fine-tunes without training.
+    preset_rows = [(name, metadata["model"], presets.format_figures(metadata.get("figures") or {}) or "no figures recorded") for name, metadata in shipped.items()]
+    name_width = max((len(row[0]) for row in rows + preset_rows), default=0)
+    model_width = max((len(row[1]) for row in rows + preset_rows), default=0)
+    print("Recipes (keras-gen train RECIPE):")
+    for name, model, description in rows:
+        print(f"  {name:<{name_width}}  {model:<{model_width}}  {description}")
+    print("Presets, trained (keras-gen sample PRESET; export PRESET; train RECIPE --from-preset PRESET):")
+    for name, model, figures in preset_rows:
+        print(f"  {name:<{name_width}}  {model:<{model_width}}  {figures}")
+    if not preset_rows:
+        print("  none shipped yet; a preset folder's path works wherever a preset's name does")
 
 
 def parse_image_size(text):
@@ -80,6 +91,7 @@ def cmd_train(args):
         data=data_overrides(args),
         restart=args.restart,
         strategy=args.strategy,
+        from_preset=args.from_preset,
     )
     if "runs" in result:
         print_one_class_runs(recipe, result)
@@ -91,6 +103,8 @@ def cmd_train(args):
     base_path = export_path.parent
     print()
     print(f"Trained {recipe.name} in {result['train_seconds']:.0f} s.")
+    if result.get("fine_tuned_from"):
+        print(f"Fine-tuned from preset {result['fine_tuned_from']['name']} (recorded in the run's run.json).")
     print("Test set: " + ", ".join(f"{key} {value:.2f}" for key, value in result["test"].items()))
     print(f"TensorBoard logs:  {result['logdir']}")
     print(f"Checkpoint:        {result['checkpoint']}")
@@ -132,18 +146,23 @@ def set_normal_class(recipe, normal_class):
 
 def cmd_export(args):
     from keras_gen import export
+    from keras_gen import presets
     from keras_gen.checkpoints import load_checkpoint
     from keras_gen.data import read_record
 
-    model = load_checkpoint(args.checkpoint)
-    # The dataset record beside the checkpoint goes into the export, for `keras-gen evaluate`.
+    if presets.is_preset(args.checkpoint):
+        preset = presets.open_preset(args.checkpoint)
+        model, dataset, name = preset.load(), preset.dataset, args.name or preset.name
+    else:
+        # The dataset record beside the checkpoint goes into the export, for `keras-gen evaluate`.
+        model, dataset, name = load_checkpoint(args.checkpoint), read_record(args.checkpoint), args.name
     path = export.export_model(
         model,
         args.export_dir,
-        model_name=args.name,
+        model_name=name,
         version=args.version,
         max_serving_batch=args.max_serving_batch,
-        dataset=read_record(args.checkpoint),
+        dataset=dataset,
         serving_batch=args.serving_batch,
     )
     print(f"SavedModel: {path.resolve()}")
@@ -154,24 +173,33 @@ def cmd_sample(args):
     import tensorflow as tf
 
     from keras_gen import export
+    from keras_gen import presets
     from keras_gen.callbacks import tile
 
     if pathlib.Path(args.export_dir).is_file():
         raise ValueError(
-            f"{args.export_dir} is a file; `keras-gen sample` reads an export folder. For a .keras checkpoint, "
+            f"{args.export_dir} is a file; `keras-gen sample` reads an export folder or a preset. For a .keras checkpoint, "
             f"run `keras-gen export {args.export_dir}` first and sample from the folder it prints."
         )
-    path = export.latest_version_dir(args.export_dir)
-    loaded = tf.saved_model.load(str(path))
-    if "sample" not in loaded.signatures:
-        raise ValueError(f"{path} has no `sample` signature; it has: {', '.join(loaded.signatures)}.")
-    signature = loaded.signatures["sample"]
+    if presets.is_preset(args.export_dir):
+        # The model's own `sample` endpoint: what its export's signature computes, without writing one.
+        preset = presets.open_preset(args.export_dir)
+        path, endpoints = preset.path, {endpoint.name: endpoint for endpoint in preset.load().serving_endpoints()}
+        if "sample" not in endpoints:
+            raise ValueError(f"Preset {preset.name} has no `sample` endpoint; it has: {', '.join(endpoints)}.")
+        sample, input_names = endpoints["sample"].fn, [spec.name for spec in endpoints["sample"].input_signature]
+    else:
+        path = export.latest_version_dir(args.export_dir)
+        loaded = tf.saved_model.load(str(path))
+        if "sample" not in loaded.signatures:
+            raise ValueError(f"{path} has no `sample` signature; it has: {', '.join(loaded.signatures)}.")
+        sample, input_names = loaded.signatures["sample"], list(loaded.signatures["sample"].structured_input_signature[1])
     inputs = {"seed": tf.constant(args.seeds, tf.int64)}
-    if "label" in signature.structured_input_signature[1]:
+    if "label" in input_names:
         if args.label is None:
             raise ValueError(f"{path} is class-conditional: pass --label N.")
         inputs["label"] = tf.fill([len(args.seeds)], tf.constant(args.label, tf.int64))
-    images = signature(**inputs)["images"].numpy()
+    images = np.asarray(sample(**inputs)["images"])
     columns = args.columns or int(np.ceil(np.sqrt(len(images))))
     grid = tile(np.clip(images, 0.0, 1.0), columns)
     png = tf.io.encode_png(tf.cast(tf.round(grid * 255.0), tf.uint8))
@@ -507,12 +535,16 @@ def build_parser():
     train.add_argument(
         "--normal-class", type=int, help="train a one-class anomaly detector on this class only (models with a normal_class option, e.g. aae)"
     )
+    train.add_argument(
+        "--from-preset", metavar="PRESET", help="fine-tune this preset (a shipped name, a folder, hf:// or kaggle://) with fresh optimizers; "
+        "its model must be the recipe's, and its architecture replaces the recipe's [model_options]"
+    )
     train.set_defaults(run=cmd_train)
 
-    export = commands.add_parser("export", help="export a .keras checkpoint as a versioned SavedModel")
-    export.add_argument("checkpoint", help="a .keras file")
+    export = commands.add_parser("export", help="export a .keras checkpoint or a preset as a versioned SavedModel")
+    export.add_argument("checkpoint", metavar="CHECKPOINT_OR_PRESET", help="a .keras file, or a preset (a shipped name, a folder, hf:// or kaggle://)")
     export.add_argument("--export-dir", default="exports")
-    export.add_argument("--name", help="model folder name (default: the model's zoo name)")
+    export.add_argument("--name", help="model folder name (default: the model's zoo name; for a preset, its name)")
     export.add_argument("--version", type=int, help="version number (default: the next free one)")
     export.add_argument(
         "--max-serving-batch", type=int, default=1024, metavar="N", help="largest batch a request may hold; larger ones get INVALID_ARGUMENT (default: 1024)"
@@ -572,8 +604,10 @@ def build_parser():
     evaluate.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: the record's, else TFDS's)")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    sample = commands.add_parser("sample", help="write a PNG grid of samples from an export's `sample` signature")
-    sample.add_argument("export_dir", help="<export_dir>/<model> (latest version) or a version folder")
+    sample = commands.add_parser("sample", help="write a PNG grid of samples from a preset or an export's `sample` signature")
+    sample.add_argument(
+        "export_dir", metavar="PRESET_OR_EXPORT", help="a preset (a shipped name, a folder, hf:// or kaggle://), or <export_dir>/<model> (latest version) or a version folder"
+    )
     sample.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0..15"), help="e.g. 0..15 or 1,5,9")
     sample.add_argument("--label", type=int, help="class to sample, for class-conditional models")
     sample.add_argument("--columns", type=int)

@@ -268,11 +268,12 @@ def build_archive(model, max_serving_batch=DEFAULT_MAX_SERVING_BATCH):
 
 
 # === What export_model refuses to publish ===
-def check_finite_weights(model):
+def check_finite_weights(model, refused="was not exported", instead="export an earlier checkpoint (an epoch-*.keras file of the run) instead"):
     """Raises an ExportError naming the first weight of `model` that holds a NaN or an infinity.
 
     A model's `nan_sentinel_weights` (e.g. an anomaly detector's thresholds before calibration) may
-    instead be all NaN, meaning "not set"; a mix of NaN and numbers is refused there too.
+    instead be all NaN, meaning "not set"; a mix of NaN and numbers is refused there too. `refused` and
+    `instead` word the error for the caller (an export, a preset).
     """
     sentinels = {id(getattr(model, name)) for name in model.nan_sentinel_weights}
     seen = set()
@@ -285,9 +286,9 @@ def check_finite_weights(model):
         if not bad or (id(variable) in sentinels and bool(tf.reduce_all(tf.math.is_nan(values)))):
             continue
         raise ExportError(
-            f"{getattr(model, 'zoo_name', None) or model.name} was not exported: its weight {variable.path} holds "
+            f"{getattr(model, 'zoo_name', None) or model.name} {refused}: its weight {variable.path} holds "
             f"{bad} NaN or infinite values (of {int(tf.size(values))}), so every answer would be NaN. "
-            "Training diverged; export an earlier checkpoint (an epoch-*.keras file of the run) instead."
+            f"Training diverged; {instead}."
         )
 
 
@@ -407,11 +408,8 @@ def export_model(
             f"(the next free one is {existing_versions(model_dir)[-1] + 1}) or leave --version out."
         )
     check_finite_weights(model)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_staging(model_dir)
-    # TF Serving only looks at integer-named folders, so it never sees the partial export.
-    staging = model_dir / staging_name(version)
-    try:
+
+    def write(staging):
         build_archive(model, int(max_serving_batch)).write_out(str(staging), verbose=False)
         from keras_gen import serving
 
@@ -421,8 +419,32 @@ def export_model(
 
             (staging / record.EXPORT_RECORD.parent).mkdir(exist_ok=True)
             record.write_record(dataset, staging / record.EXPORT_RECORD.parent)
+
+    # TF Serving only looks at integer-named folders, so it never sees the partial export.
+    return publish_folder(final, write)
+
+
+def publish_folder(final, write):
+    """Makes the folder `final` appear complete or not at all: `write(staging)` fills a hidden sibling
+    (`staging_name`, which does not exist yet), which is then renamed to `final`. Abandoned staging
+    folders beside it are removed first (`remove_abandoned_staging`); an existing `final` is never
+    replaced, and a failed `write` leaves nothing behind. What exports and presets are written with.
+
+    Returns:
+        `final` (a `pathlib.Path`).
+
+    Raises:
+        ExportError: `final` appeared while `write` ran (it is left as it is).
+    """
+    final = pathlib.Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(final.parent)
+    # Dots separate the writer's fields in a staging name (`staging_owner`), so none come from the folder's name.
+    staging = final.parent / staging_name(final.name.replace(".", "_"))
+    try:
+        write(staging)
         if final.exists():
-            raise ExportError(f"{final} appeared while exporting; it was left as it is.")
+            raise ExportError(f"{final} appeared while it was being written; it was left as it is.")
         os.rename(staging, final)
     finally:
         if staging.exists():

@@ -25,3 +25,21 @@ def two_cpu_strategy():
     after another in a process can hand out clashing collective-op keys ("Shape mismatch in the
     collective instance"), so every distributed test shares this one."""
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture
+def eager_steps(monkeypatch):
+    """Every zoo model compiled during the test runs its steps eagerly (`run_eagerly=True` unless the
+    compile call says otherwise), for the pipeline tests whose subject is what a run writes, resumes or
+    refuses: their few steps take a fraction of the seconds that tracing each model's steps takes. Each
+    zoo model's traced step is checked in tests/test_zoo.py and tests/test_distributed_zoo.py, and the
+    `keras-gen train` subprocess tests run the pipelines traced, as users do."""
+    from keras_gen.models.base import GenerativeModel
+
+    compile_traced = GenerativeModel.compile
+
+    def compile_eagerly(self, *args, **kwargs):
+        kwargs.setdefault("run_eagerly", True)
+        compile_traced(self, *args, **kwargs)
+
+    monkeypatch.setattr(GenerativeModel, "compile", compile_eagerly)

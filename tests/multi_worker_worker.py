@@ -11,10 +11,10 @@ import os
 import sys
 
 
-def fit_tiny(model_name, strategy):
+def fit_tiny(model_name, strategy, run_eagerly=False):
     """Trains the tiny `model_name` (its recipe's options and optimizers, 8x8 images, latent 2) for two
     epochs of four global batches of 8 under `strategy`; returns (model, history). The test runs it in
-    one process too, to compare with the workers."""
+    one process too, to compare with the workers (eagerly: that reference need not be traced)."""
     import keras_gen  # noqa: F401
     import keras
     import tensorflow as tf
@@ -33,6 +33,7 @@ def fit_tiny(model_name, strategy):
     images = helpers.tiny_images(32) * (2.0 if tanh else 1.0) - (1.0 if tanh else 0.0)
     # Under two workers each worker's replica takes its half of every global batch.
     dataset = tf.data.Dataset.from_tensor_slices(images.astype("float32")).batch(8, drop_remainder=True)
+    model.run_eagerly = run_eagerly
     return model, model.fit(dataset, epochs=2, verbose=0).history
 
 

@@ -1,4 +1,9 @@
-"""The adversarial autoencoder: its phases, its three optimizers, its prior, its anomaly score."""
+"""The adversarial autoencoder: its phases, its three optimizers, its prior, its anomaly score.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
 
 import keras_gen  # noqa: F401
 import keras
@@ -34,7 +39,7 @@ def snapshot(model):
 # === Each phase touches its own weights only ===
 def test_reconstruction_phase_updates_encoder_and_decoder_only():
     model = tiny_aae()
-    model.compile()
+    model.compile(run_eagerly=True)
     before = snapshot(model)
     terms = model.reconstruction_step(tf.constant(images()))
     assert moved(before, snapshot(model)) == {"encoder", "decoder"}
@@ -44,7 +49,7 @@ def test_reconstruction_phase_updates_encoder_and_decoder_only():
 
 def test_discriminator_phase_updates_the_discriminator_only():
     model = tiny_aae()
-    model.compile()
+    model.compile(run_eagerly=True)
     before = snapshot(model)
     codes = model.encoder(tf.constant(images()), training=True)
     terms = model.discriminator_step(codes)
@@ -69,7 +74,7 @@ def test_generator_phase_updates_the_encoder_only():
 
 def test_the_step_reports_every_loss_part():
     model = tiny_aae(prior="mixture", num_components=3)
-    model.compile()
+    model.compile(run_eagerly=True)
     history = helpers.fit_steps(model, tiny_batches(), steps=2, validation_data=tiny_batches(count=16))
     assert set(model.metric_names) <= set(history)
     assert 0.0 < history["d_real"][0] < 1.0 and 0.0 < history["d_fake"][0] < 1.0  # probabilities
@@ -80,7 +85,7 @@ def test_the_step_reports_every_loss_part():
 # === Saving and resuming ===
 def test_keras_file_resumes_all_three_optimizers(tmp_path):
     model, data = tiny_aae(), tiny_batches()
-    model.compile()
+    model.compile(run_eagerly=True)
     helpers.fit_steps(model, data, steps=2)
     model.calibrate(images(8, seed=3))
     loaded = helpers.assert_keras_reload(model, images(4), tmp_path / "aae.keras")
@@ -126,7 +131,7 @@ def test_gaussian_prior_samples_are_standard_normal():
 # === Anomaly score ===
 def test_anomaly_score_follows_its_documented_formula():
     model = tiny_aae(anomaly_weight=0.7)
-    model.compile()
+    model.compile(run_eagerly=True)
     helpers.fit_steps(model, tiny_batches(), steps=1)
     held_out = images(40, seed=4)
     stats = model.calibrate(held_out)
@@ -224,7 +229,7 @@ def test_export_of_a_calibrated_mixture_model_serves_samples_scores_and_threshol
     # The zoo-wide test exports an uncalibrated Gaussian-prior model; this one carries calibration,
     # a normal class and the mixture prior's sampler into a TensorFlow-only process.
     model = tiny_aae(prior="mixture", num_components=3, normal_class=6)
-    model.compile()
+    model.compile(run_eagerly=True)
     helpers.fit_steps(model, tiny_batches(), steps=1)
     model.calibrate(images(30, seed=2))
     x, seeds, fpr = images(5, seed=6), np.array([3, 0, 11], np.int64), np.array([0.0, 0.1, 0.5], np.float32)
@@ -284,7 +289,7 @@ def test_fit_rejects_bad_images_and_a_missing_compile():
     model = tiny_aae()
     with pytest.raises(ValueError, match=r"compile\(ae_optimizer=..., d_optimizer=..., g_optimizer=...\)"):
         model.train_step(tf.constant(images(4)))
-    model.compile()
+    model.compile(run_eagerly=True)
     with pytest.raises(ValueError, match="float images"):
         model.fit((images(8) * 255).astype("uint8"), batch_size=4, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="was built for images of shape"):

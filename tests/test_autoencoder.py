@@ -1,3 +1,10 @@
+"""The autoencoders.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
+
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
@@ -113,7 +120,7 @@ def test_evaluation_corrupts_with_a_fixed_seed_so_epochs_compare():
     images = helpers.tiny_images(16, binary=False)
     encoder, decoder = linear_networks()
     model = tiny(DenoisingAutoencoder, encoder=encoder, decoder=decoder, code_dim=16, corruption="salt_and_pepper", corruption_strength=0.3)
-    model.compile(optimizer="sgd")
+    model.compile(optimizer="sgd", run_eagerly=True)
     first = model.evaluate(images, batch_size=16, return_dict=True, verbose=0)
     assert model.evaluate(images, batch_size=16, return_dict=True, verbose=0) == first
     seeded = model.compute_losses(images, model.evaluation_seed())
@@ -121,7 +128,7 @@ def test_evaluation_corrupts_with_a_fixed_seed_so_epochs_compare():
     assert not np.array_equal(seeded["loss"], model.compute_losses(images, SEED)["loss"]), "the noise depends on the seed"
     # With every pixel masked, evaluation must score the clean images against what zeros decode to.
     blind = tiny(DenoisingAutoencoder, encoder=encoder, decoder=decoder, code_dim=16, corruption="masking", corruption_strength=1.0)
-    blind.compile(optimizer="sgd")
+    blind.compile(optimizer="sgd", run_eagerly=True)
     expected = losses.reconstruction_loss("bce", images, decoder(encoder(np.zeros_like(images))))
     assert blind.evaluate(images, batch_size=16, return_dict=True, verbose=0)["loss"] == pytest.approx(float(np.mean(expected)), rel=1e-5)
 
@@ -130,11 +137,11 @@ def test_each_train_step_draws_new_corruption():
     images = helpers.tiny_images(16, binary=False)
     model = tiny(DenoisingAutoencoder, corruption="salt_and_pepper", corruption_strength=0.3)
     # A learning rate of 0 keeps the kernels put, so the training loss moves only with the noise.
-    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    model.compile(optimizer=keras.optimizers.SGD(0.0), run_eagerly=True)
     train_losses = model.fit(images, batch_size=16, epochs=3, shuffle=False, verbose=0).history["loss"]
     assert len(set(train_losses)) == 3
     plain = tiny()
-    plain.compile(optimizer=keras.optimizers.SGD(0.0))
+    plain.compile(optimizer=keras.optimizers.SGD(0.0), run_eagerly=True)
     assert len(set(plain.fit(images, batch_size=16, epochs=3, shuffle=False, verbose=0).history["loss"])) == 1
 
 
@@ -173,7 +180,7 @@ def test_deeper_stages_add_convolutions_and_code_dim_sets_the_bottleneck():
 
 def test_wrong_images_say_what_to_do():
     model = tiny()
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     with pytest.raises(ValueError, match=r"\[batch, 8, 8, 1\]"):
         model.fit(np.zeros((8, 9, 9, 1), "float32"), batch_size=8, verbose=0)
     with pytest.raises(ValueError, match="uint8.*scale"):
@@ -183,7 +190,7 @@ def test_wrong_images_say_what_to_do():
 def test_tensorboard_shows_originals_corrupted_inputs_and_reconstructions(tmp_path):
     images = helpers.tiny_images(16, binary=False)
     model = tiny(DenoisingAutoencoder, corruption="masking", corruption_strength=0.5)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     model.fit(images, batch_size=8, epochs=1, verbose=0, callbacks=[ImageSummaries(tmp_path, images[:8])])
     found = read_images(tmp_path / "train")
     assert set(found) == {"reconstructions", "denoising"}

@@ -1,3 +1,10 @@
+"""The TensorBoard image callbacks.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
+
 import keras_gen  # noqa: F401
 import numpy as np
 import pytest
@@ -32,7 +39,7 @@ def test_tile_lays_images_out_row_by_row():
 def test_image_summaries_write_fixed_grids_each_epoch(tmp_path):
     images = helpers.tiny_images(32)
     model = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     callback = ImageSummaries(tmp_path, images[:8], num_samples=16, seed=1)
     model.fit(images, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
     found = read_images(tmp_path / "train")
@@ -74,7 +81,7 @@ def test_image_summaries_also_write_a_models_histograms(tmp_path):
 
     images = helpers.tiny_images(16, binary=False)
     model = AAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, filters=(4, 8), discriminator_units=(8,), seed=0)
-    model.compile()
+    model.compile(run_eagerly=True)
     model.fit(images, batch_size=8, epochs=2, verbose=0, callbacks=[ImageSummaries(tmp_path, images[:12], num_samples=16)])
     histograms = read_histograms(tmp_path / "train")
     assert set(histograms) == {"latent_0/codes", "latent_0/prior", "latent_1/codes", "latent_1/prior"}

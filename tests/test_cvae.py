@@ -1,3 +1,10 @@
+"""The conditional VAE.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
+
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
@@ -55,7 +62,7 @@ def test_one_code_under_every_label_keeps_the_code_and_changes_the_class():
 
 def test_missing_or_bad_labels_say_what_to_do():
     model = CVAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=LATENT, seed=0)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     images = helpers.tiny_images(8)
     with pytest.raises(ValueError, match="with_labels = true"):
         model.fit(images, batch_size=8, verbose=0)
@@ -66,7 +73,7 @@ def test_missing_or_bad_labels_say_what_to_do():
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"class indices in \[0, 10\)"):
         model.compute_losses(images, np.full(8, 10, "int64"))
     fresh = CVAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=LATENT, seed=0)  # a failed trace leaves `model`'s train function unusable
-    fresh.compile(optimizer="adam")
+    fresh.compile(optimizer="adam", run_eagerly=True)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"class indices in \[0, 10\)"):
         fresh.fit(tf.data.Dataset.from_tensor_slices((images, np.full(8, -1, "int64"))).batch(8), verbose=0)
 

@@ -58,6 +58,9 @@ def one_step_each(name, strategy, **options):
     mirrored.set_weights(single.get_weights())
     initial = [np.array(v) for v in single.weights]
     batch = data.take(1)
+    # The one-device reference step runs eagerly (tracing it would cost seconds per model); the
+    # mirrored step is the traced one under test.
+    single.run_eagerly = True
     single.logs = single.fit(batch, epochs=1, verbose=0).history
     mirrored.logs = mirrored.fit(batch, epochs=1, verbose=0).history
     before = {id(v): value for v, value in zip(single.weights, initial)}

@@ -21,9 +21,11 @@ TINY_OPTIONS = dict(image_shape=helpers.IMAGE_SHAPE, filters=(4, 8), hidden_unit
 
 
 def tiny(**options):
-    """A compiled tiny EBM (8x8 images, buffer of 16) with `options` changed, and batches of 8 images in [0, 1]."""
+    """A compiled tiny EBM (8x8 images, buffer of 16) with `options` changed, and batches of 8 images in [0, 1].
+    It runs eagerly: these tests check what the steps do, and tracing would cost seconds per test (the
+    traced step is run by tests/test_zoo.py and tests/test_distributed_zoo.py)."""
     model = EBM(**{**TINY_OPTIONS, **options})
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
     return model, tiny_batches()
 
 
@@ -161,6 +163,7 @@ def test_a_buffer_smaller_than_the_batch_is_a_clear_error():
         model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
     # A batch size unknown when the step is traced is checked when it runs.
     model, _ = tiny(buffer_size=4)
+    model.run_eagerly = False
     unknown = tf.data.Dataset.from_tensor_slices(helpers.tiny_images(8)).batch(8)
     assert unknown.element_spec.shape[0] is None
     with pytest.raises(tf.errors.InvalidArgumentError, match="raise buffer_size"):

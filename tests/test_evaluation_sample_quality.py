@@ -4,6 +4,10 @@ under `tfds.testing.mock_data`).
 
 The models are tiny (8x8 images) and read through a small stand-in feature space, since the shipped
 classifier reads 28x28 images.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
 """
 
 import keras_gen  # noqa: F401
@@ -94,7 +98,7 @@ def test_frechet_distance_callback_logs_the_distance_of_fixed_samples_each_epoch
     real = helpers.tiny_images(256, seed=3, binary=False)
     quality = evaluation.SampleQuality(evaluation.FeatureSpace(tiny_feature_model()), reference_images=real)
     model = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     callback = FrechetDistance(tmp_path, num_samples=64, quality=quality)
     history = model.fit(helpers.tiny_images(32), batch_size=8, epochs=2, verbose=0, callbacks=[callback])
     logged = read_scalars(tmp_path / "train", "epoch_frechet_distance")
@@ -109,7 +113,7 @@ def test_frechet_distance_callback_logs_the_distance_of_fixed_samples_each_epoch
 
 def test_frechet_distance_callback_refuses_a_feature_space_of_another_image_shape(tmp_path):
     model = VAE(image_shape=(16, 16, 1), latent_dim=2, seed=0)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     quality = evaluation.SampleQuality(evaluation.FeatureSpace(tiny_feature_model()), reference_images=helpers.tiny_images(16))
     with pytest.raises(ValueError, match=r"reads images of shape \(8, 8, 1\), but the model makes \(16, 16, 1\)"):
         model.fit(np.zeros((8, 16, 16, 1), np.float32), epochs=1, verbose=0, callbacks=[FrechetDistance(tmp_path, quality=quality)])

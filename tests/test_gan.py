@@ -1,3 +1,10 @@
+"""The GAN loop and its variants.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
+
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
@@ -59,7 +66,7 @@ def small_critic(seed=0):
 @pytest.mark.parametrize("loss", sorted(losses.GAN_LOSSES))
 def test_one_step_of_each_loss_updates_both_networks(loss):
     model = tiny_gan(loss=loss)
-    model.compile()
+    model.compile(run_eagerly=True)
     g_before, d_before = weights_of(model.generator), weights_of(model.discriminator)
     history = model.fit(tiny_batches(8, value_range=(-1.0, 1.0)), epochs=1, verbose=0).history
     d_moved = changed(d_before, weights_of(model.discriminator))
@@ -100,7 +107,7 @@ def hand_written_step(generator, discriminator, real, d_loss, g_loss, learning_r
 def test_step_alternates_d_steps_discriminator_updates_then_one_generator_update(fresh_generator_noise):
     real = tf.constant(real_images(8))
     model = GAN(constant_generator(), small_critic(), image_shape=SHAPE, latent_dim=LATENT, loss="non_saturating", d_steps=2, fresh_generator_noise=fresh_generator_noise, seed=0)
-    model.compile(d_optimizer=keras.optimizers.SGD(0.5), g_optimizer=keras.optimizers.SGD(0.5))
+    model.compile(d_optimizer=keras.optimizers.SGD(0.5), g_optimizer=keras.optimizers.SGD(0.5), run_eagerly=True)
     expected = {}
     for order in (True, False):
         generator, discriminator = constant_generator(), small_critic()
@@ -119,7 +126,7 @@ def test_step_alternates_d_steps_discriminator_updates_then_one_generator_update
 
 def test_d_steps_discriminator_updates_per_generator_update():
     model = tiny_gan(d_steps=3)
-    model.compile()
+    model.compile(run_eagerly=True)
     model.fit(tiny_batches(16, value_range=(-1.0, 1.0)), epochs=1, verbose=0)
     assert int(model.d_optimizer.iterations.numpy()) == 2 * 3
     assert int(model.g_optimizer.iterations.numpy()) == 2
@@ -130,7 +137,7 @@ def test_each_update_moves_only_its_own_network():
         model = DCGAN(image_shape=SHAPE, latent_dim=LATENT, generator_widths=(8, 4), discriminator_widths=(4, 8), d_steps=2, seed=0)
         optimizers = {"d_optimizer": keras.optimizers.Adam(1e-2), "g_optimizer": keras.optimizers.Adam(1e-2)}
         optimizers[frozen] = keras.optimizers.SGD(0.0)
-        model.compile(**optimizers)
+        model.compile(**optimizers, run_eagerly=True)
         g_before, d_before = weights_of(model.generator), weights_of(model.discriminator)
         model.fit(tiny_batches(16, value_range=(-1.0, 1.0)), epochs=1, verbose=0)
         g_moved, d_moved = changed(g_before, weights_of(model.generator)), changed(d_before, weights_of(model.discriminator))
@@ -164,7 +171,7 @@ def test_generator_update_reuses_the_last_generated_batch_unless_asked_for_fresh
 
 def test_evaluate_reports_the_losses_without_gradient_norms():
     model = WGANGP(image_shape=SHAPE, latent_dim=LATENT, generator_widths=(8, 4), discriminator_widths=(4, 8), d_steps=2, seed=0)
-    model.compile()
+    model.compile(run_eagerly=True)
     results = model.evaluate(tiny_batches(16, value_range=(-1.0, 1.0)), return_dict=True, verbose=0)
     assert set(results) == {"d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty"}
     assert results["gradient_penalty"] > 0
@@ -175,7 +182,7 @@ def test_evaluate_reports_the_losses_without_gradient_norms():
 def test_keras_file_round_trip_resumes_training_identically(tmp_path):
     data = tiny_batches(32, value_range=(-1.0, 1.0))
     model = WGANGP(image_shape=SHAPE, latent_dim=LATENT, generator_widths=(8, 4), discriminator_widths=(4, 8), d_steps=2, seed=0)
-    model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.9), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.9), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), run_eagerly=True)
     helpers.fit_steps(model, data, steps=2)
     z = tf.random.stateless_normal([4, LATENT], seed=[0, 1])
     loaded = helpers.assert_keras_reload(model, z, tmp_path / "wgan.keras")
@@ -226,12 +233,12 @@ def test_bad_options_say_what_to_do():
     model = tiny_gan()
     with pytest.raises(ValueError, match="one optimizer instance per network"):
         adam = keras.optimizers.Adam()
-        model.compile(d_optimizer=adam, g_optimizer=adam)
+        model.compile(d_optimizer=adam, g_optimizer=adam, run_eagerly=True)
 
 
 def test_wrong_images_say_what_to_do():
     model = tiny_gan()
-    model.compile()
+    model.compile(run_eagerly=True)
     with pytest.raises(ValueError, match=r"\[batch, 8, 8, 1\]"):
         model.fit(np.zeros((8, 9, 9, 1), "float32"), batch_size=8, verbose=0)
     with pytest.raises(ValueError, match=r"\[-1, 1\].*'tanh'"):
@@ -271,7 +278,7 @@ def test_cgan_samples_the_chosen_class_deterministically():
 
 def test_cgan_refuses_missing_wrong_or_out_of_range_labels():
     model = tiny_cgan(num_classes=4)
-    model.compile()
+    model.compile(run_eagerly=True)
     images = real_images(8)
     with pytest.raises(ValueError, match=r"needs a class label per image.*with_labels = true"):
         model.fit(images, batch_size=8, verbose=0)
@@ -315,6 +322,7 @@ def test_recipes_train_on_tanh_scaled_fashion_mnist(name, model):
         assert (built.d_steps, built.gradient_penalty_weight, built.loss_name) == (5, 10.0, "wasserstein")
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_train_recipe_logs_grids_exports_and_resumes_both_optimizers(tmp_path, monkeypatch):
     from keras_gen import training
     from keras_gen.callbacks import ImageSummaries

@@ -1,3 +1,10 @@
+"""The mixture-prior VAE.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
+
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
@@ -83,7 +90,7 @@ def test_components_assign_each_code_to_its_most_responsible_component():
 
 def test_the_prior_trains_and_the_grid_has_one_row_per_component():
     model = GMVAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=LATENT, num_components=3, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
     before = np.asarray(model.component_means).copy()
     history = helpers.fit_steps(model, helpers.tiny_images(32), steps=3)
     assert np.isfinite(history["kl"][0])

@@ -1,3 +1,10 @@
+"""The hierarchical VAE.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
+
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
@@ -84,7 +91,7 @@ def test_free_bits_stop_penalising_a_group_below_the_floor():
 
 def test_fit_logs_one_kl_per_group():
     model = tiny_hvae(latent_dims=(2, 2, 2), free_bits=0.1)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     history = helpers.fit_steps(model, helpers.tiny_images(32), steps=2)
     assert {"loss", "reconstruction", "kl", "kl_1", "kl_2", "kl_3"} == set(history)
     assert history["kl"][0] == pytest.approx(history["kl_1"][0] + history["kl_2"][0] + history["kl_3"][0], rel=1e-5, abs=1e-6)

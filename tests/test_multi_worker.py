@@ -54,7 +54,11 @@ def train_on_two_workers(model_name, tmp_path):
     return [dict(np.load(tmp_path / f"worker-{index}.npz")) for index in range(2)]
 
 
-@pytest.mark.parametrize("model_name", ["vae", "wgan_gp"])
+# wgan_gp (two optimizers, five critic steps, a gradient penalty) takes 40 to 65 s here: slow-marked.
+# The default run keeps what it would catch: the work-around lives in one place, model-independent, and
+# is run by the vae case and the two `keras-gen train --strategy multi_worker` tests below; every zoo
+# model's step over two replicas, wgan_gp's included, is checked in tests/test_distributed_zoo.py.
+@pytest.mark.parametrize("model_name", ["vae", pytest.param("wgan_gp", marks=pytest.mark.slow)])
 def test_two_workers_train_a_zoo_model_to_the_same_weights(model_name, tmp_path):
     first, second = train_on_two_workers(model_name, tmp_path)
     weights = sorted(key for key in first if not key.startswith("history/") and key != "upstream_fails")
@@ -67,7 +71,7 @@ def test_two_workers_train_a_zoo_model_to_the_same_weights(model_name, tmp_path)
 
     from tests.multi_worker_worker import fit_tiny
 
-    alone, _ = fit_tiny(model_name, tf.distribute.get_strategy())
+    alone, _ = fit_tiny(model_name, tf.distribute.get_strategy(), run_eagerly=True)
     assert len(alone.trainable_weights) == len(weights)
     for key, weight in zip(weights, alone.trainable_weights):
         np.testing.assert_allclose(first[key], np.asarray(weight), rtol=1e-4, atol=1e-5, err_msg=key)

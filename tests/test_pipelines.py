@@ -13,7 +13,9 @@ import pytest
 from keras_gen import cli
 from keras_gen import pipelines
 from keras_gen import recipes
+from keras_gen import anomaly
 from keras_gen.models import AAE
+from keras_gen.models import EBM
 from keras_gen.models import VAE
 from keras_gen.pipelines import fit
 from keras_gen.pipelines import runs
@@ -115,10 +117,51 @@ def test_runs_never_share_a_folder_and_save_before_they_export(tmp_path):
 
 
 # === The one-class pipeline ===
+def test_term_aucs_read_the_terms_each_model_declares_one_or_many():
+    images = helpers.tiny_images(40, seed=3, binary=False)
+    labels = np.arange(40) % 4
+    is_anomaly = labels != 1
+    aae = AAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, filters=(4, 8), discriminator_units=(8,), anomaly_weight=0.5, normal_class=1, seed=0)
+    aae.calibrate(images[labels == 1])
+    terms = aae.score_terms(images)
+    error, log_density = (np.asarray(terms[name], np.float64) for name in ("reconstruction_error", "log_density"))
+    (mean_error, std_error), (mean_density, std_density) = np.asarray(aae.score_statistics, np.float64).reshape(2, 2)
+    aucs = pipelines.one_class.term_aucs(aae, images, labels, 1, batch_size=16)
+    # The adversarial autoencoder's three columns, as before: each term ranked as anomalous-high, and both
+    # standardised with weight 1 whatever its anomaly_weight.
+    assert list(aucs) == ["reconstruction_error alone", "-log_density alone", "sum of the standardised terms, weights +-1"]
+    assert aucs["reconstruction_error alone"] == pytest.approx(anomaly.roc_auc(error, is_anomaly))
+    assert aucs["-log_density alone"] == pytest.approx(anomaly.roc_auc(-log_density, is_anomaly))
+    weight_one = (error - mean_error) / std_error - (log_density - mean_density) / std_density
+    assert aucs["sum of the standardised terms, weights +-1"] == pytest.approx(anomaly.roc_auc(weight_one, is_anomaly))
+    # The EBM's one term, the energy: its column alone, and it is the model's score's ROC-AUC.
+    ebm = EBM(image_shape=helpers.IMAGE_SHAPE, filters=(4, 8), hidden_units=8, buffer_size=16, normal_class=1, seed=0)
+    ebm.calibrate(images[labels == 1])
+    aucs = pipelines.one_class.term_aucs(ebm, images, labels, 1, batch_size=16)
+    assert list(aucs) == ["energy alone"]
+    assert aucs["energy alone"] == pytest.approx(anomaly.roc_auc(np.asarray(ebm.anomaly_score(images)["score"]), is_anomaly))
+    records = [{"normal_class": 1, "terms": aucs}, {"normal_class": 2, "terms": {"energy alone": 0.25}}]
+    table = pipelines.one_class.format_terms_table(records, ("T-shirt/top", "Trouser", "Pullover"))
+    assert table.splitlines() == [
+        "| normal class | energy alone |",
+        "|---|---|",
+        f"| 1 Trouser | {aucs['energy alone']:.4f} |",
+        "| 2 Pullover | 0.2500 |",
+        f"| mean | {(aucs['energy alone'] + 0.25) / 2:.4f} |",
+    ]
+    # Each class's line ends with its first validation metric, whatever the model calls it.
+    result = {"history": {"loss": [0.5, 0.25], "val_energy_real": [0.0, -0.125]}, "train_seconds": 12.0}
+    line = pipelines.one_class.class_line({"normal_class": 1, "row": {"auroc": 0.75}, "result": result, "seconds": 14.0}, ("T-shirt/top", "Trouser"))
+    assert line == "class 1 (Trouser): ROC-AUC 0.7500, 2 epoch(s) in 12 s, 14 s with scoring; val energy real -0.1250"
+    with pytest.raises(TypeError, match="one-class detector"):
+        pipelines.one_class.term_aucs(VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2), images, labels, 1)
+
+
 # The CLI's tiny one-class aae, run by the one_class pipeline for two normal classes.
 TINY_ONE_CLASS = TINY_AAE_RECIPE + '[pipeline]\nname = "one_class"\nclasses = [0, 1]\nfpr = 0.1\n'
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_keras_gen_train_runs_the_one_class_pipeline_of_its_recipe(tmp_path, capsys):
     # 400 images: classes 0 and 1 keep more than a batch each after the held-out carve of 100.
     helpers.make_fake_source(tmp_path / "idx", seed=0, num_train=400, num_test=60)
@@ -141,6 +184,7 @@ def test_keras_gen_train_runs_the_one_class_pipeline_of_its_recipe(tmp_path, cap
     assert len(table) == 2 and "n/a" not in " ".join(table), "each model was calibrated on its held-out images"
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_one_class_protocol_returns_one_record_per_class_and_refuses_models_without_a_normal_class(tmp_path):
     helpers.make_fake_source(tmp_path / "idx", seed=1, num_train=200, num_test=60)
     recipe = recipes.validate(
@@ -157,7 +201,7 @@ def test_one_class_protocol_returns_one_record_per_class_and_refuses_models_with
     (record,) = outcome["records"]
     assert seen == [record] and outcome["skipped"] == []
     assert record["normal_class"] == 2 and record["row"]["num_normal"] == 10 and record["row"]["num_anomalies"] == 20
-    assert np.isfinite(record["row"]["threshold"]) and all(0.0 <= auc <= 1.0 for auc in record["terms"])
+    assert np.isfinite(record["row"]["threshold"]) and all(0.0 <= auc <= 1.0 for auc in record["terms"].values())
     assert record["result"]["checkpoint"].parent.parent == tmp_path / "ckpt" / "protocol_class2"
     assert "| 2 Pullover | " in pipelines.one_class.format_terms_table([record], ("T-shirt/top", "Trouser", "Pullover"))
     vae = recipes.validate({"model": "vae"}, name="not_one_class")

@@ -2,6 +2,10 @@
 
 A kill is simulated by an exception raised where the process would die (nothing after it runs, as with
 kill -9); a kill during a write by a write that leaves a partial file and then raises.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
 """
 
 import json
@@ -73,6 +77,7 @@ def poison(model):
     bias.assign(np.full(bias.shape, np.nan, np.float32))
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_divergence_stops_at_the_first_nan_step_keeps_the_last_good_epoch_and_resumes(run):
     recipe, options = run
     with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, step 1") as raised:
@@ -94,6 +99,7 @@ def test_divergence_stops_at_the_first_nan_step_keeps_the_last_good_epoch_and_re
     assert not backup_dir(options).exists()
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_non_finite_test_metrics_are_never_exported_and_the_resume_state_is_kept(run, monkeypatch):
     recipe, options = run
     monkeypatch.setattr(VAE, "after_training", lambda self, datasets: poison(self), raising=False)
@@ -104,6 +110,7 @@ def test_non_finite_test_metrics_are_never_exported_and_the_resume_state_is_kept
     assert json.loads((backup_dir(options) / "state.json").read_text())["epoch"] == 1
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_a_kill_after_the_last_epoch_resumes_with_evaluation_and_export_only(run, monkeypatch):
     recipe, options = run
 
@@ -136,6 +143,7 @@ def interrupted_after_one_epoch(recipe, options):
     return backup_dir(options) / state["weights"]
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_a_torn_resume_state_is_reported_with_what_to_do_and_restart_sets_it_aside(run, capsys):
     recipe, options = run
     weights = interrupted_after_one_epoch(recipe, options)
@@ -159,13 +167,13 @@ def test_a_torn_resume_state_is_reported_with_what_to_do_and_restart_sets_it_asi
 
 def test_keras_own_resume_layout_is_read_and_its_torn_weights_reported(tmp_path):
     model = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     images = helpers.tiny_images(16)
     model.fit(images, batch_size=8, epochs=2, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path), delete_checkpoint=False)])
     resume = ResumeState(tmp_path)
     assert resume.finished_epochs() == 2
     fresh = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=1)
-    fresh.compile(optimizer="adam")
+    fresh.compile(optimizer="adam", run_eagerly=True)
     history = fresh.fit(images, batch_size=8, epochs=3, verbose=0, callbacks=[resume])
     assert len(history.history["loss"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0003.weights.h5", "state.json"]
@@ -179,7 +187,7 @@ def test_keras_own_resume_layout_is_read_and_its_torn_weights_reported(tmp_path)
 
 def test_a_kill_while_the_resume_state_is_written_leaves_the_previous_one_whole(tmp_path, monkeypatch):
     model = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     images = helpers.tiny_images(16)
     model.fit(images, batch_size=8, epochs=1, verbose=0, callbacks=[ResumeState(tmp_path)])
     saved = [keras.ops.convert_to_numpy(w) for w in model.weights]
@@ -197,7 +205,7 @@ def test_a_kill_while_the_resume_state_is_written_leaves_the_previous_one_whole(
     monkeypatch.undo()
     assert ResumeState(tmp_path).finished_epochs() == 1
     fresh = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=1)
-    fresh.compile(optimizer="adam")
+    fresh.compile(optimizer="adam", run_eagerly=True)
     resume = ResumeState(tmp_path)
     resume.set_model(fresh)
     resume.on_train_begin()
@@ -218,13 +226,13 @@ class PoisonDiscriminatorAtStep(keras.callbacks.Callback):
 
 def test_stop_on_non_finite_names_a_gan_loss_and_validation_metrics_for_fit_users():
     gan = GAN(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
-    gan.compile()
+    gan.compile(run_eagerly=True)
     images = helpers.tiny_images(16) * 2 - 1
     with pytest.raises(TrainingDiverged, match=r"d_loss is nan at epoch 1, step 2") as raised:
         gan.fit(images, batch_size=8, epochs=2, verbose=0, callbacks=[StopOnNonFinite(), PoisonDiscriminatorAtStep()])
     assert (raised.value.epoch, raised.value.step, raised.value.name) == (1, 2, "d_loss")
     vae = VAE(image_shape=helpers.IMAGE_SHAPE, latent_dim=2, seed=0)
-    vae.compile(optimizer="adam")
+    vae.compile(optimizer="adam", run_eagerly=True)
     bad = helpers.tiny_images(8)
     bad[3, 0, 0, 0] = np.nan
     with pytest.raises(TrainingDiverged, match=r"val_loss is nan at the end of epoch 1 \(validation\)"):

@@ -1,4 +1,10 @@
-"""The classifier on a pre-trained encoder, and the `semi_supervised` recipe end to end."""
+"""The classifier on a pre-trained encoder, and the `semi_supervised` recipe end to end.
+
+The models these tests compile run eagerly: the tests check what the steps do, and a few eager steps of
+a tiny model take a fraction of the seconds that tracing them takes. The traced step is checked for
+every zoo model in tests/test_zoo.py and tests/test_distributed_zoo.py; the `compare_modes` tests run
+eagerly too (the `eager_steps` fixture), and the `keras-gen train` end-to-end run trains traced, as users do.
+"""
 
 import os
 import subprocess
@@ -35,7 +41,7 @@ def pretrained_encoder():
     an independent copy of one trained once per test process (the tests freeze, fine-tune or check it)."""
     if "encoder" not in _PRETRAINED:
         model = Autoencoder(image_shape=helpers.IMAGE_SHAPE, code_dim=3, filters=(4, 8), seed=0)
-        model.compile(optimizer="adam")
+        model.compile(optimizer="adam", run_eagerly=True)
         helpers.fit_steps(model, labeled()[0], steps=3)
         _PRETRAINED["encoder"] = model.encoder
     return semi_supervised.weight_copy(_PRETRAINED["encoder"])
@@ -78,7 +84,7 @@ def test_frozen_encoder_keeps_its_weights_and_batchnorm_statistics():
     before = snapshot(encoder)
     assert moving_statistics(encoder), "the encoder has BatchNorm moving statistics to check"
     model = classifier(encoder, freeze_encoder=True)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
     head_before = snapshot(model.head)
     images, labels = labeled()
     model.fit(images, labels, batch_size=8, epochs=3, verbose=0)
@@ -93,7 +99,7 @@ def test_fine_tuning_changes_the_encoder_and_its_batchnorm_statistics():
     before = snapshot(encoder)
     model = classifier(encoder, freeze_encoder=True)
     model.set_encoder_frozen(False)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
     images, labels = labeled()
     model.fit(images, labels, batch_size=8, epochs=2, verbose=0)
     after = snapshot(encoder)
@@ -103,6 +109,7 @@ def test_fine_tuning_changes_the_encoder_and_its_batchnorm_statistics():
     assert model.get_config()["freeze_encoder"] is False
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_compare_modes_trains_three_classifiers_and_leaves_the_pretrained_encoder(tmp_path):
     encoder = pretrained_encoder()
     before = snapshot(encoder)
@@ -136,7 +143,7 @@ def test_compare_modes_trains_three_classifiers_and_leaves_the_pretrained_encode
 
 def pretrained_autoencoder():
     model = Autoencoder(image_shape=helpers.IMAGE_SHAPE, code_dim=3, filters=(4, 8), seed=0)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     helpers.fit_steps(model, labeled()[0], steps=3)
     return model
 
@@ -155,12 +162,12 @@ def test_fine_tuning_with_a_reconstruction_term_trains_the_decoder_on_unlabeled_
     joint = tf.data.Dataset.from_tensor_slices((images, labels, unlabeled)).batch(8)
     before = snapshot(model.decoder)
     # Frozen: no reconstruction term, so the decoder stays as it was.
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
     model.fit(joint, epochs=1, verbose=0)
     for path, value in snapshot(model.decoder).items():
         np.testing.assert_array_equal(value, before[path], err_msg=path)
     model.set_encoder_frozen(False)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
     logs = model.fit(joint, epochs=1, verbose=0).history
     assert logs["reconstruction"][0] > 0.0
     assert any(not np.array_equal(value, before[path]) for path, value in snapshot(model.decoder).items())
@@ -213,6 +220,7 @@ def tiny_splits():
     }
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_compare_modes_fine_tunes_with_the_decoder_and_leaves_the_pretrained_one():
     autoencoder = pretrained_autoencoder()
     before = snapshot(autoencoder.decoder)
@@ -254,7 +262,7 @@ def test_classify_returns_probabilities_and_the_most_likely_label():
 
 def test_training_learns_two_visible_classes():
     model = classifier(hidden_units=8)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))  # 40 steps: traced is faster
     images, labels = labeled(64)
     history = model.fit(images, labels, batch_size=16, epochs=10, verbose=0).history
     assert history["accuracy"][-1] > 0.9 and history["loss"][-1] < history["loss"][0]
@@ -271,7 +279,7 @@ def test_training_learns_two_visible_classes():
 )
 def test_bad_labels_say_what_to_do(labels, error, message):
     model = classifier()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
     images = labeled(8)[0]
     with pytest.raises(error, match=message):
         model.fit(images, labels, batch_size=8, verbose=0)
@@ -432,14 +440,14 @@ def test_fine_tuning_with_pseudo_labels_reports_them_and_moves_the_encoder_diffe
     after = {}
     for weight in (0.0, 5.0):
         model = classifier(semi_supervised.weight_copy(encoder), hidden_units=4, consistency_weight=weight, confidence_threshold=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
         logs = model.fit(joint, epochs=1, verbose=0, shuffle=False).history
         after[weight] = snapshot(model.encoder)
     assert logs["consistency"][0] > 0.0 and logs["confident"][0] == 1.0
     assert any(not np.allclose(value, after[0.0][path]) for path, value in after[5.0].items() if "moving_" not in path)
     # Frozen: the term is off, so the logs have no consistency figures.
     frozen = classifier(semi_supervised.weight_copy(encoder), consistency_weight=1.0, freeze_encoder=True)
-    frozen.compile(optimizer=keras.optimizers.Adam(1e-2))
+    frozen.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
     assert frozen.fit(joint, epochs=1, verbose=0).history["consistency"] == [0.0]
     path = tmp_path / "pseudo.keras"
     model.save(path)
@@ -552,7 +560,7 @@ def test_fine_tuning_on_a_pseudo_labeled_stream_reports_the_mean_weight():
     weights = np.linspace(0.0, 1.0, 16).astype("float32")
     stream = tf.data.Dataset.from_tensor_slices((images, labels, (unlabeled, labels.astype("int32"), weights))).batch(16)
     model = classifier(pretrained_encoder(), hidden_units=4, consistency_weight=1.0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
     logs = model.fit(stream, epochs=1, verbose=0).history
     assert logs["consistency"][0] > 0.0
     np.testing.assert_allclose(logs["confident"][0], weights.mean(), rtol=1e-5)
@@ -561,6 +569,7 @@ def test_fine_tuning_on_a_pseudo_labeled_stream_reports_the_mean_weight():
         model.fit(bad, epochs=1, verbose=0)
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_compare_modes_fine_tunes_in_propagation_rounds(tmp_path):
     images = (helpers.tiny_images(48, seed=4, binary=False) * 255).astype("uint8")
     labels = (np.arange(48) % 10).astype("int64")  # labeled_splits draws from the ten Fashion-MNIST classes

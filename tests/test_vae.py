@@ -1,3 +1,10 @@
+"""The VAE.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
+
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
@@ -42,7 +49,7 @@ def test_losses_are_the_negative_elbo_computed_by_hand():
 
 def test_fit_reports_loss_reconstruction_and_kl_in_nats_per_image():
     model = tiny_vae()
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     history = helpers.fit_steps(model, helpers.tiny_images(32), steps=3)
     assert set(history) == {"loss", "reconstruction", "kl"}
     loss, reconstruction, kl = history["loss"][0], history["reconstruction"][0], history["kl"][0]
@@ -70,7 +77,7 @@ def test_same_seed_gives_the_same_training_run():
     for _ in range(2):
         keras.utils.set_random_seed(3)
         model = tiny_vae(seed=7)
-        model.compile(optimizer="adam")
+        model.compile(optimizer="adam", run_eagerly=True)
         runs.append(helpers.fit_steps(model, images, steps=2, shuffle=False)["loss"][0])
     assert runs[0] == runs[1]
 
@@ -97,7 +104,7 @@ def test_kl_weight_scales_the_objective_not_the_reported_elbo():
 
 def test_kl_warmup_ramps_the_weight_from_zero_to_beta():
     model = tiny_vae(beta=2.0, kl_warmup_epochs=4)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     callbacks = model.recipe_callbacks()
     assert len(callbacks) == 1 and isinstance(callbacks[0], KLWarmup)
     seen = []
@@ -110,7 +117,7 @@ def test_kl_warmup_ramps_the_weight_from_zero_to_beta():
 
 def test_gaussian_likelihood_learns_its_scale():
     model = tiny_vae(likelihood="gaussian")
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
     helpers.fit_steps(model, helpers.tiny_images(32, binary=False), steps=4)
     assert float(model.log_scale.numpy()) != 0.0
     assert "likelihood_log_scale" in [w.name for w in model.trainable_weights]
@@ -123,7 +130,7 @@ def test_unknown_likelihood_is_refused():
 
 def test_wrong_image_shape_or_dtype_says_what_to_do():
     model = tiny_vae()
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     with pytest.raises(ValueError, match=r"\[batch, 8, 8, 1\].*image_shape"):
         model.fit(np.zeros((8, 9, 9, 1), "float32"), batch_size=8, verbose=0)
     with pytest.raises(ValueError, match="channel axis"):
@@ -134,7 +141,7 @@ def test_wrong_image_shape_or_dtype_says_what_to_do():
 
 def test_fit_accepts_tf_data_with_or_without_labels():
     model = tiny_vae()
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     images = helpers.tiny_images(16)
     labels = np.arange(16) % 10
     for data in (tf.data.Dataset.from_tensor_slices(images), tf.data.Dataset.from_tensor_slices((images, labels))):
@@ -151,7 +158,7 @@ def test_config_round_trip():
 def test_keras_file_round_trip_resumes_training_identically(tmp_path):
     images = helpers.tiny_images(32)
     model = tiny_vae()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
     helpers.fit_steps(model, images, steps=2, shuffle=False)
     loaded = helpers.assert_keras_reload(model, images[:4], tmp_path / "vae.keras")
     # Same weights, optimizer state and noise stream: continuing either gives the same weights.
@@ -164,7 +171,7 @@ def test_keras_file_round_trip_resumes_training_identically(tmp_path):
 def test_standard_callbacks_work_unchanged(tmp_path):
     images = helpers.tiny_images(32)
     model = tiny_vae()
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam")  # traced, as a user's fit runs with these callbacks
     checkpoint = tmp_path / "best.keras"
     history = model.fit(
         images,
@@ -193,11 +200,11 @@ def test_backup_and_restore_resumes_an_interrupted_run(tmp_path):
 
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
     model = tiny_vae()
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     with pytest.raises(KeyboardInterrupt):
         model.fit(images, batch_size=8, epochs=4, verbose=0, callbacks=[backup, Interrupt()])
     resumed = tiny_vae(seed=1)
-    resumed.compile(optimizer="adam")
+    resumed.compile(optimizer="adam", run_eagerly=True)
     epochs = []
     record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
     resumed.fit(images, batch_size=8, epochs=4, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), record])

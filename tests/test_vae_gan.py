@@ -1,3 +1,10 @@
+"""VAE-GAN.
+
+Tests that run a few steps compile their models with `run_eagerly=True`: the steps compute the same
+thing, and tracing a tiny model's step costs seconds (tests/test_zoo.py and tests/test_distributed_zoo.py
+run every zoo model's traced step).
+"""
+
 import keras_gen  # noqa: F401
 import keras
 import numpy as np
@@ -44,7 +51,7 @@ def images_in_0_1(count=8, seed=0):
 # === The three updates ===
 def test_the_three_optimizers_split_the_weights_between_the_networks():
     model = tiny_vae_gan()
-    model.compile()
+    model.compile(run_eagerly=True)
     ids = {name: {id(v) for v in model.optimizer_variables(name)} for name in model.optimizer_names}
     assert sum(len(v) for v in ids.values()) == len(set().union(*ids.values())) == len(model.trainable_weights)
     for name, network in NETWORKS.items():
@@ -125,7 +132,7 @@ def test_losses_match_the_formulas_by_hand():
 
 def test_fit_and_evaluate_report_every_part():
     model = tiny_vae_gan()
-    model.compile()
+    model.compile(run_eagerly=True)
     history = model.fit(tiny_batches(16), epochs=1, validation_data=tiny_batches(8), verbose=0).history
     for key in model.metric_names:
         assert np.isfinite(history[key][0]), key
@@ -206,8 +213,8 @@ def test_bad_options_and_inputs_say_what_to_do():
         model.fit(images_in_0_1(), batch_size=8, verbose=0)
     with pytest.raises(ValueError, match="one optimizer instance per network"):
         adam = keras.optimizers.Adam()
-        model.compile(e_optimizer=adam, d_optimizer=adam)
-    model.compile()
+        model.compile(e_optimizer=adam, d_optimizer=adam, run_eagerly=True)
+    model.compile(run_eagerly=True)
     with pytest.raises(ValueError, match=r"\[batch, 8, 8, 1\]"):
         model.fit(np.zeros((8, 9, 9, 1), "float32"), batch_size=8, verbose=0)
     with pytest.raises(ValueError, match=r"float images scaled to \[0, 1\]"):

@@ -48,10 +48,14 @@ _TRAINED = {}
 def trained(name, steps=2):
     """(model, data, history): the tiny model `name` after `steps` steps of `fit`, trained once per test
     process: the `.keras` and export tests share it (they save, load and export it and call its
-    endpoints, which take their seeds as inputs; neither trains it)."""
+    endpoints, which take their seeds as inputs; neither trains it). The steps run eagerly: they only
+    give the optimizers state to save, and tracing them would cost seconds per model (every model's
+    traced step is run by tests/test_distributed_zoo.py)."""
     if (name, steps) not in _TRAINED:
         model, data = TINY_MODELS[name]()
+        model.run_eagerly = True
         history = model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0).history
+        model.run_eagerly = False
         _TRAINED[name, steps] = model, data, history
     return _TRAINED[name, steps]
 
@@ -130,6 +134,9 @@ def test_fit_on_a_labeled_32x32_colour_folder_reports_finite_metrics(name, colou
     from keras_gen import recipes
 
     model, tiny = TINY_MODELS[name](image_shape=(32, 32, 3))
+    # Eager: shapes and data are what this checks; every model's traced step is checked in
+    # tests/test_distributed_zoo.py (two replicas), and tracing here would cost seconds per model.
+    model.run_eagerly = True
     recipe = recipes.load_recipe(name)
     labeled = isinstance(tiny.element_spec, tuple)
     splits = data.load_datasets(

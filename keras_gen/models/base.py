@@ -404,6 +404,21 @@ class GenerativeModel(keras.Model):
                 config[name] = keras.saving.deserialize_keras_object(value)
         return cls(**config)
 
+    # === Presets (keras_gen.presets) ===
+    def save_to_preset(self, preset_dir, **metadata):
+        """Writes the model as a preset folder (see `keras_gen.presets.save_to_preset` for `metadata`)."""
+        from keras_gen import presets
+
+        return presets.save_to_preset(self, preset_dir, **metadata)
+
+    @classmethod
+    def from_preset(cls, handle):
+        """The model of a preset: a shipped name, a folder, or an hf:// or kaggle:// handle (see
+        `keras_gen.presets`); a PresetError when it holds another class than this one (or a subclass)."""
+        from keras_gen import presets
+
+        return presets.load_preset(handle, expected_class=cls)
+
     # Keras saves a layer's weights but not its seed generators' states; keeping the state in the
     # .keras file (and in BackupAndRestore's weights) makes a resumed run draw the noise it would have drawn.
     _SEED_STATE_KEY = "seed_generator_state"

@@ -46,7 +46,7 @@ def train_recipe(recipe, *, epochs=None, steps_per_epoch=None, batch_size=None, 
 
     `epochs`, `steps_per_epoch`, `batch_size` and `seed` left as None take the recipe's values; `run` are the
     keyword arguments of `runs.run_settings` (logdir, export_dir, checkpoint_dir, source_dir, data_dir, data,
-    export, verbose, callbacks, restart, strategy), with its defaults.
+    export, verbose, callbacks, restart, strategy, from_preset), with its defaults.
     For the fit pipeline: TensorBoard logs go to `<logdir>/<recipe>/<timestamp>/`, one `.keras` checkpoint
     per epoch to `<checkpoint_dir>/<recipe>/<timestamp>/`, and the SavedModel to the next free version
     under `<export_dir>/<recipe>/`. If a previous run of the same recipe was interrupted, training resumes
@@ -68,6 +68,11 @@ def train_recipe(recipe, *, epochs=None, steps_per_epoch=None, batch_size=None, 
     results say what they trained (see `semi_supervised.run_recipe` and `one_class.run_recipe`).
     """
     run = runs.run_settings(**run)
+    if run["from_preset"] is not None and recipe.pipeline_name != "fit":
+        raise recipes.RecipeError(
+            f"Recipe {recipe.name!r} runs the {recipe.pipeline_name} pipeline, which trains several models; only recipes of the fit "
+            "pipeline start from a preset (--from-preset)."
+        )
     if run["data"]:
         recipe = recipes.with_data(recipe, run["data"])
     train = runs.train_settings(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, seed=seed)

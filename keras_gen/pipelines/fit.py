@@ -133,8 +133,15 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, run):
     """`run_recipe`'s single `fit`, under `strategy`, as `worker` (a `distribute.Role`)."""
     verbose = run["verbose"]
     source, options = open_data(recipe, run["source_dir"], run["data_dir"])
+    model_options = data_model_options(recipe, source, options)
+    preset = None
     with strategy.scope():
-        model = recipe.model_class()(**{**data_model_options(recipe, source, options), "seed": train["seed"]})
+        if run.get("from_preset") is None:
+            model = recipe.model_class()(**{**model_options, "seed": train["seed"]})
+        else:
+            from keras_gen import presets
+
+            model, preset = presets.fine_tuning_start(run["from_preset"], recipe.model_class(), model_options, f"Recipe {recipe.name!r}")
     classes = data_classes(recipe, model)
     if classes:
         options["classes"] = classes
@@ -144,6 +151,8 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, run):
         datasets[split] = distribute.shard(datasets[split], strategy)
     if verbose:
         print("Data: " + "; ".join([datasets["info"].summary(), *source.notes()]))
+        if preset:
+            print(f"Fine-tuning preset {preset.name} ({preset.path}) with fresh optimizers; the recipe's [model_options] give way to the preset's.")
         print(distribute.describe(strategy, train["batch_size"]) + ("" if worker.chief else f"; worker {worker.index} writes no logs, checkpoints or export"))
     with strategy.scope():
         recipe.compile_model(model)
@@ -158,6 +167,7 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, run):
         "model_options": recipe.model_options,
         "data": recipe.data,
         "dataset": datasets["info"].to_dict(),
+        "fine_tuned_from": preset.summary() if preset else None,
     }
     (run_logdir / "run.json").write_text(json.dumps(settings, indent=2, default=str))
     # Beside the checkpoints and in the export: what `keras-gen evaluate` reopens as the model's data.
@@ -230,6 +240,7 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, run):
         "export": export_path,
         "model": model,
         "resumed_epochs": resumed,
+        "fine_tuned_from": settings["fine_tuned_from"],
     }
     # Only now is the trained model safe (exported, or saved when not exporting).
     resume.remove()

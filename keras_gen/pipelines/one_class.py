@@ -6,7 +6,9 @@ held-out images after training, `GenerativeModel.after_training`), then the whol
 `keras_gen.anomaly.evaluate_one_class`. The metrics and the table are `keras_gen.anomaly`'s.
 
 A recipe runs it with `[pipeline] name = "one_class"`; `bench/anomaly.py` runs it on Fashion-MNIST for
-the `aae` card with a wall-clock cap per class.
+the `aae` and `ebm` cards. Any `anomaly.OneClassDetector` with a `normal_class` option fits: `term_aucs`
+reads the terms the model declares, one (the EBM's energy) or several (the AAE's reconstruction error and
+log density).
 """
 
 import dataclasses
@@ -27,7 +29,7 @@ def class_recipe(recipe, normal_class):
     `<recipe>_class<normal_class>` (so each class has its own run folders, resume state and export)."""
     if "normal_class" not in inspect.signature(recipe.model_class().__init__).parameters:
         raise recipes.RecipeError(
-            f"The one_class pipeline trains one-class anomaly detectors (models with a normal_class option, e.g. aae); "
+            f"The one_class pipeline trains one-class anomaly detectors (models with a normal_class option, e.g. aae or ebm); "
             f"{recipe.model!r} has no normal_class option."
         )
     return dataclasses.replace(
@@ -40,20 +42,35 @@ def class_recipe(recipe, normal_class):
 
 
 def term_aucs(model, images, labels, normal_class, batch_size=500):
-    """The ROC-AUCs of the adversarial autoencoder's score terms alone, from the same model: (reconstruction
-    error, -log p(z), both standardised with anomaly_weight 1), the test labels other than `normal_class`
-    being the anomalies."""
-    parts = [model.anomaly_score(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
-    error = np.concatenate([np.asarray(part["reconstruction_error"]) for part in parts])
-    log_density = np.concatenate([np.asarray(part["log_density"]) for part in parts])
+    """The ROC-AUC of each of a model's score terms alone and, for more than one term, of their sum with
+    every weight set to +1 or -1, from the same model, the test labels other than `normal_class` being
+    the anomalies.
+
+    The terms and their signs are the model's own (`anomaly.OneClassDetector.score_terms` and
+    `score_weights`): each term is ranked with its weight's sign, so that higher is more anomalous (the
+    adversarial autoencoder's -log p(z), for its log density of weight -anomaly_weight), and the sum
+    standardises the terms with the model's calibration. With one term (the EBM's energy) that sum would
+    rank the images as the term does, so it is left out.
+
+    Returns:
+        {column: ROC-AUC}, in the order of the terms, e.g. {"reconstruction_error alone", "-log_density
+        alone", "sum of the standardised terms, weights +-1"} for the adversarial autoencoder.
+    """
+    if not isinstance(model, anomaly.OneClassDetector):
+        raise TypeError(f"term_aucs needs a one-class detector (anomaly.OneClassDetector), got a {type(model).__name__}.")
+    parts = [model.score_terms(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+    names = list(parts[0])
+    signs = np.sign(np.asarray(model.score_weights(), np.float64))
+    if len(signs) != len(names) or not np.all(signs):
+        raise ValueError(f"{type(model).__name__} gives terms {names} but weights {tuple(model.score_weights())}: one non-zero weight per term.")
+    terms = {name: np.concatenate([np.asarray(part[name], np.float64) for part in parts]) for name in names}
     is_anomaly = np.asarray(labels) != normal_class
-    mean_error, std_error, mean_log_density, std_log_density = np.asarray(model.score_statistics)
-    weight_one = (error - mean_error) / std_error - (log_density - mean_log_density) / std_log_density
-    return (
-        anomaly.roc_auc(error, is_anomaly),
-        anomaly.roc_auc(-log_density, is_anomaly),
-        anomaly.roc_auc(weight_one, is_anomaly),
-    )
+    aucs = {f"{'-' if sign < 0 else ''}{name} alone": anomaly.roc_auc(sign * terms[name], is_anomaly) for name, sign in zip(names, signs)}
+    if len(names) > 1:
+        statistics = np.asarray(model.score_statistics, np.float64).reshape(-1, 2)
+        summed = sum(sign * (terms[name] - mean) / spread for name, sign, (mean, spread) in zip(names, signs, statistics))
+        aucs["sum of the standardised terms, weights +-1"] = anomaly.roc_auc(summed, is_anomaly)
+    return aucs
 
 
 def evaluate_classes(recipe, classes, images, labels, train, run, *, fpr=0.05, max_minutes=0.0, callbacks=None, on_class=None):
@@ -61,7 +78,7 @@ def evaluate_classes(recipe, classes, images, labels, train, run, *, fpr=0.05, m
     then scored on the test `images` and `labels`.
 
     Args:
-        recipe: a recipe of a model with a `normal_class` option (e.g. aae).
+        recipe: a recipe of a model with a `normal_class` option (e.g. aae or ebm).
         classes: the normal classes, in order.
         images, labels: the test split (`anomaly.test_set`).
         train, run: as for any pipeline (`runs.train_settings`, `runs.run_settings`); each class's run
@@ -104,29 +121,30 @@ def evaluate_classes(recipe, classes, images, labels, train, run, *, fpr=0.05, m
 
 def class_line(record, class_names, note=""):
     """One class's progress line: its ROC-AUC, epochs, training time (then `note`), time with scoring and
-    last validation reconstruction loss."""
+    the first validation metric of the last epoch (the adversarial autoencoder's reconstruction loss,
+    the EBM's energy of real images)."""
     result, normal_class = record["result"], record["normal_class"]
-    epochs_run = len(next(iter(result["history"].values()), []))
+    history = result["history"]
+    epochs_run = len(next(iter(history.values()), []))
     name = f" ({class_names[normal_class]})" if normal_class < len(class_names) else ""
+    validation = next((key for key in history if key.startswith("val_")), None)
+    last = "" if validation is None else f"; {validation.replace('_', ' ')} {history[validation][-1]:.4f}"
     return (
         f"class {normal_class}{name}: ROC-AUC {record['row']['auroc']:.4f}, {epochs_run} epoch(s) in "
-        f"{result['train_seconds']:.0f} s{note}, {record['seconds']:.0f} s with scoring; val reconstruction "
-        f"{result['history'].get('val_reconstruction', [float('nan')])[-1]:.4f}"
+        f"{result['train_seconds']:.0f} s{note}, {record['seconds']:.0f} s with scoring{last}"
     )
 
 
 def format_terms_table(records, class_names):
-    """The markdown table of each class's `term_aucs`, then their means."""
-    lines = [
-        "| normal class | reconstruction error alone | -log p(z) alone | both standardised, anomaly_weight 1 |",
-        "|---|---|---|---|",
-    ]
+    """The markdown table of each class's `term_aucs` (columns those of the first record), then their means."""
+    columns = list(records[0]["terms"]) if records else []
+    lines = ["| normal class | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for record in records:
         normal_class = record["normal_class"]
         name = f" {class_names[normal_class]}" if normal_class < len(class_names) else ""
-        lines.append(f"| {normal_class}{name} | " + " | ".join(f"{auc:.4f}" for auc in record["terms"]) + " |")
+        lines.append(f"| {normal_class}{name} | " + " | ".join(f"{record['terms'][column]:.4f}" for column in columns) + " |")
     if records:
-        lines.append("| mean | " + " | ".join(f"{np.mean([r['terms'][i] for r in records]):.4f}" for i in range(3)) + " |")
+        lines.append("| mean | " + " | ".join(f"{np.mean([record['terms'][column] for record in records]):.4f}" for column in columns) + " |")
     return "\n".join(lines)
 
 
@@ -143,7 +161,7 @@ def run_recipe(recipe, train, run, *, classes=(), fpr=0.05, max_minutes=0.0):
     table and the command that reprints it.
 
     Args:
-        recipe: the validated `recipes.Recipe` of a model with a `normal_class` option (e.g. aae).
+        recipe: the validated `recipes.Recipe` of a model with a `normal_class` option (e.g. aae or ebm).
         train: its [train] settings, command-line overrides applied (`runs.train_settings`).
         run: where things go and what to do (`runs.run_settings`).
         classes: the normal classes (empty: every class of the data).

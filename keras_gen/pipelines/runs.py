@@ -43,6 +43,7 @@ def run_settings(
     callbacks=None,
     restart=False,
     strategy=None,
+    from_preset=None,
 ):
     """A pipeline's `run` dict: where things go and what to do, as `keras_gen.pipelines.train_recipe` takes them.
 
@@ -55,10 +56,13 @@ def run_settings(
         callbacks: callbacks added to the run's own in each `fit` of the fit pipeline.
         restart: set an interrupted run's resume state aside and train from epoch 1.
         strategy: a `distribute.STRATEGIES` name (None: the recipe's [train] strategy).
+        from_preset: a preset (`keras_gen.presets` handle) whose model the fit pipeline fine-tunes, with
+            fresh optimizers, instead of building the recipe's; None: train from scratch.
     """
     return dict(
         logdir=logdir, export_dir=export_dir, checkpoint_dir=checkpoint_dir, source_dir=source_dir, data_dir=data_dir,
         data=dict(data or {}), export=export, verbose=verbose, callbacks=list(callbacks or []), restart=restart, strategy=strategy,
+        from_preset=from_preset,
     )
 
 
