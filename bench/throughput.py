@@ -97,11 +97,12 @@ def step_share(recipe, option, steps, rounds):
     """
     if option not in inspect.signature(recipe.model_class().__init__).parameters:
         return None
-    n = recipe.build_model().get_config()[option]
+    model = build(recipe, False)
+    n = model.get_config()[option]
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise SystemExit(f"--step-share {option}: {recipe.name}'s value is {n!r}; it needs an int of at least 2 to compare with 1.")
     batch_size = recipe.train["batch_size"]
-    models = {n: build(recipe, False), 1: build(dataclasses.replace(recipe, model_options={**recipe.model_options, option: 1}), False)}
+    models = {n: model, 1: build(dataclasses.replace(recipe, model_options={**recipe.model_options, option: 1}), False)}
     rates = median_rates(models, random_batches(recipe, batch_size, models[n]), batch_size, steps, rounds)
     seconds = {m: batch_size / rate for m, rate in rates.items()}
     per_unit = (seconds[n] - seconds[1]) / (n - 1)

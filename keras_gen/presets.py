@@ -70,14 +70,6 @@ def versions():
     return {"keras_gen": keras_gen.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
-def parameter_count(model):
-    """The number of values in the model's weights (each variable once)."""
-    seen = {}
-    for variable in model.weights:
-        seen[id(variable)] = int(tf.size(variable))
-    return sum(seen.values())
-
-
 def _optimizers(model):
     """The model's optimizers (Keras' `optimizer` and each of `optimizer_names`) that are set."""
     names = ("optimizer", *model.optimizer_names)
@@ -167,7 +159,7 @@ def save_to_preset(model, preset_dir, *, recipe=None, dataset=None, figures=None
         "model": zoo_name,
         "class_name": type(model).__name__,
         "versions": versions(),
-        "parameter_count": parameter_count(model),
+        "parameter_count": model.count_params(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "recipe": recipe,
         "dataset": dict(dataset) if dataset is not None else {"image_shape": list(model.image_shape), "class_names": None},
