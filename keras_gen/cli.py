@@ -35,7 +35,7 @@ def cmd_list(args):
     rows = [(recipe.name, recipe.model, recipe.description) for recipe in loaded]
     shipped = {name: presets.open_preset(path).metadata for name, path in presets.shipped_presets().items()}
     # Beside the recipes, with their headline figures: what samples, exports and fine-tunes without training.
-    preset_rows = [(name, metadata["model"], presets.format_figures(metadata.get("figures") or {}) or "no figures recorded") for name, metadata in shipped.items()]
+    preset_rows = [(name, metadata["model"] or "(keras)", presets.format_figures(metadata.get("figures") or {}) or "no figures recorded") for name, metadata in shipped.items()]
     name_width = max((len(row[0]) for row in rows + preset_rows), default=0)
     model_width = max((len(row[1]) for row in rows + preset_rows), default=0)
     print("Recipes (keras-gen train RECIPE):")
@@ -46,6 +46,8 @@ def cmd_list(args):
         print(f"  {name:<{name_width}}  {model:<{model_width}}  {figures}")
     if not preset_rows:
         print("  none shipped yet; a preset folder's path works wherever a preset's name does")
+    if any(row[1] == "(keras)" for row in preset_rows):
+        print("  (keras): a plain Keras model, not a zoo model: keras_gen.from_preset(NAME) in Python")
 
 
 def parse_image_size(text):
@@ -151,8 +153,8 @@ def cmd_export(args):
     from keras_gen.data import read_record
 
     if presets.is_preset(args.checkpoint):
-        preset = presets.open_preset(args.checkpoint)
-        model, dataset, name = preset.load(), preset.dataset, args.name or preset.name
+        model, preset = presets.load_zoo_model(args.checkpoint)
+        dataset, name = preset.dataset, args.name or preset.name
     else:
         # The dataset record beside the checkpoint goes into the export, for `keras-gen evaluate`.
         model, dataset, name = load_checkpoint(args.checkpoint), read_record(args.checkpoint), args.name
@@ -183,8 +185,8 @@ def cmd_sample(args):
         )
     if presets.is_preset(args.export_dir):
         # The model's own `sample` endpoint: what its export's signature computes, without writing one.
-        preset = presets.open_preset(args.export_dir)
-        path, endpoints = preset.path, {endpoint.name: endpoint for endpoint in preset.load().serving_endpoints()}
+        model, preset = presets.load_zoo_model(args.export_dir)
+        path, endpoints = preset.path, {endpoint.name: endpoint for endpoint in model.serving_endpoints()}
         if "sample" not in endpoints:
             raise ValueError(f"Preset {preset.name} has no `sample` endpoint; it has: {', '.join(endpoints)}.")
         sample, input_names = endpoints["sample"].fn, [spec.name for spec in endpoints["sample"].input_signature]
@@ -273,17 +275,19 @@ def evaluation_mode(args):
     """(mode, paths) of `keras-gen evaluate MODE PATH...`. The older spelling without a mode (`keras-gen
     evaluate PATH [--anomaly] [--num-samples N]`) still works: the mode is taken from the flags and the
     path, and a note names the explicit spelling."""
+    from keras_gen import presets
+
     first, rest = args.target[0], list(args.target[1:])
     if first in EVALUATION_MODES:
         if not rest:
-            raise ValueError(f"`keras-gen evaluate {first}` needs a model: a .keras checkpoint or an export folder.")
+            raise ValueError(f"`keras-gen evaluate {first}` needs a model: a .keras checkpoint, an export folder or a preset.")
         if args.anomaly and first != "anomaly":
             raise ValueError(f"--anomaly is the old spelling of `keras-gen evaluate anomaly`; it cannot go with `evaluate {first}`.")
         return first, rest
     paths = list(args.target)
     if args.anomaly:
         mode = "anomaly"
-    elif pathlib.Path(first).is_dir() or args.num_samples is not None:
+    elif pathlib.Path(first).is_dir() or args.num_samples is not None or presets.is_preset(first):
         mode = "samples"
     else:
         mode = "likelihood"
@@ -337,20 +341,26 @@ def cmd_evaluate_likelihood(args, paths):
 
     from keras_gen import data
     from keras_gen import evaluation
+    from keras_gen import presets
     from keras_gen.checkpoints import load_checkpoint
 
     checkpoint = pathlib.Path(paths[0])
-    if checkpoint.is_dir():
+    from_preset = presets.is_preset(paths[0])
+    if checkpoint.is_dir() and not from_preset:
         raise ValueError(
             f"{checkpoint} is a folder; the likelihood bounds need the model itself: pass its .keras checkpoint "
-            "(checkpoints/<recipe>/<run>/model.keras). For an export's sample quality: `keras-gen evaluate samples`."
+            "(checkpoints/<recipe>/<run>/model.keras) or a preset. For an export's sample quality: `keras-gen evaluate samples`."
         )
     for flag, value in (("--iwae-k", args.iwae_k), ("--batch-size", args.batch_size), ("--num-images", args.num_images)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}.")
-    model = load_checkpoint(checkpoint)
+    if from_preset:
+        model, preset = presets.load_zoo_model(paths[0])
+        recorded = preset.dataset
+    else:
+        model, recorded = load_checkpoint(checkpoint), data.read_record(checkpoint)
     evaluation.check_latent_variable_model(model)
-    record = evaluation_record(args, data.read_record(checkpoint), getattr(model, "image_shape", None), checkpoint)
+    record = evaluation_record(args, recorded, getattr(model, "image_shape", None), checkpoint)
     split = args.reference or "test"
     test, how = evaluation.likelihood_test_set(
         model, record, args.batch_size, args.num_images, seed=args.seed, split=split, source_dir=args.data_dir, data_dir=args.tfds_dir
@@ -564,8 +574,9 @@ def build_parser():
         "target",
         nargs="+",
         metavar="MODE PATH",  # (the usage line above says it better than argparse's "MODE PATH [MODE PATH ...]")
-        help="samples, likelihood or anomaly, then the model: a .keras checkpoint or an export folder (anomaly: one or more, "
-        "one per normal class). The data are the model's own, from the dataset record training wrote beside it.",
+        help="samples, likelihood or anomaly, then the model: a .keras checkpoint, an export folder or a preset (a shipped name "
+        "such as dcgan_fashion_mnist, a preset folder; anomaly: one or more, one per normal class). The data are the model's own, "
+        "from the dataset record training wrote beside it (a preset's metadata).",
     )
     evaluate.add_argument("--anomaly", action="store_true", help="old spelling of `evaluate anomaly`")
     evaluate.add_argument("--fpr", type=float, default=0.05, help="anomaly: false-positive rate of the threshold (default: 0.05)")

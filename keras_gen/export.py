@@ -1,7 +1,7 @@
 """SavedModel export for TF Serving, from each model's declared endpoints.
 
-A model lists its endpoints once (`serving_endpoints()`), and `export_model` writes them with
-`keras.export.ExportArchive` into TF Serving's layout, `<export_dir>/<model_name>/<version>/`.
+A model lists its endpoints once (`serving_endpoints()`), and `export_model` writes them as the
+signatures of a SavedModel (`Archive`) in TF Serving's layout, `<export_dir>/<model_name>/<version>/`.
 The version directory appears only when complete: the archive is written to a hidden sibling and
 renamed into place, and an existing version is never replaced. The hidden folder's name records the
 writer (host, PID, start time), so a later export removes those that a killed export left behind. A
@@ -241,20 +241,38 @@ def checked_endpoint(endpoint, max_serving_batch=DEFAULT_MAX_SERVING_BATCH):
     return checked
 
 
+class Archive:
+    """What a version folder holds before it is written: each signature's concrete function (each
+    endpoint traced once) and a trackable root that holds them by name (`tf.saved_model.load(path).sample`
+    as well as `.signatures["sample"]`), the variables they read, and the `metadata` tf.function
+    (`saved_model_cli show --all` prints its Python argument, the bound).
+
+    The endpoints sit on the root as concrete functions, not tf.functions: `tf.saved_model.save`
+    retraces every tf.function it finds inside its save context, so keras.export.ExportArchive (which
+    holds tf.functions) traced each endpoint twice, doubling the export's time.
+    """
+
+    def __init__(self, root, signatures):
+        self.root = root
+        self.signatures = signatures
+
+    def write_out(self, path, verbose=False):
+        tf.saved_model.save(self.root, str(path), signatures=self.signatures)
+
+
 def build_archive(model, max_serving_batch=DEFAULT_MAX_SERVING_BATCH):
-    """An `ExportArchive` tracking `model` with its checked endpoints, `serving_default` and `metadata`."""
+    """The `Archive` of `model`: its checked endpoints, `serving_default` and `metadata`."""
     endpoints = model.serving_endpoints()
     names = [endpoint.name for endpoint in endpoints]
     if model.default_endpoint not in names:
         raise ValueError(f"{type(model).__name__}.default_endpoint {model.default_endpoint!r} is not one of {names}.")
     if METADATA_SIGNATURE in names:
         raise ValueError(f"{type(model).__name__} declares an endpoint {METADATA_SIGNATURE!r}; that name is the export's own.")
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    signatures = {}
     for endpoint in endpoints:
-        archive.add_endpoint(endpoint.name, checked_endpoint(endpoint, max_serving_batch), input_signature=endpoint.input_signature)
-    default = endpoints[names.index(model.default_endpoint)]
-    archive.add_endpoint("serving_default", checked_endpoint(default, max_serving_batch), input_signature=default.input_signature)
+        traced = tf.function(checked_endpoint(endpoint, max_serving_batch), autograph=False)
+        signatures[endpoint.name] = traced.get_concrete_function(*endpoint.input_signature)
+    signatures["serving_default"] = signatures[model.default_endpoint]
 
     # The bound is a Python argument of the traced function, so that `saved_model_cli show --all` prints
     # its value (under "Function Name: 'metadata'"), as well as the signature that returns it.
@@ -262,9 +280,15 @@ def build_archive(model, max_serving_batch=DEFAULT_MAX_SERVING_BATCH):
     def metadata(max_serving_batch=max_serving_batch):
         return {"max_serving_batch": tf.constant(max_serving_batch, tf.int64)}
 
-    metadata()  # an endpoint without an input signature is added from its traced function
-    archive.add_endpoint(METADATA_SIGNATURE, metadata)
-    return archive
+    signatures[METADATA_SIGNATURE] = metadata.get_concrete_function()
+    root = tf.Module()
+    for name, function in signatures.items():
+        setattr(root, name, function)
+    root.metadata = metadata
+    # Every variable a signature reads (weights, BatchNorm statistics, seed generators' states), once.
+    used = {id(variable): variable for function in signatures.values() for variable in function.variables}
+    root.endpoint_variables = list(used.values())
+    return Archive(root, signatures)
 
 
 # === What export_model refuses to publish ===
@@ -275,7 +299,7 @@ def check_finite_weights(model, refused="was not exported", instead="export an e
     instead be all NaN, meaning "not set"; a mix of NaN and numbers is refused there too. `refused` and
     `instead` word the error for the caller (an export, a preset).
     """
-    sentinels = {id(getattr(model, name)) for name in model.nan_sentinel_weights}
+    sentinels = {id(getattr(model, name)) for name in getattr(model, "nan_sentinel_weights", ())}
     seen = set()
     for variable in model.weights:
         if id(variable) in seen or not variable.dtype.startswith(("float", "bfloat")):

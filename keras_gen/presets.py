@@ -8,11 +8,15 @@ A preset is a folder of four files:
   optimizer state, so a fine-tuning run starts with fresh optimizers;
 - `metadata.json`: the keras_gen, Keras and TensorFlow versions that wrote it, the parameter count, the
   date, the recipe, the dataset (its record, with image shape and class names), the headline figures
-  with the command that produced them, the preset it was fine-tuned from, and the weights' sha256;
+  with the command that produced them (and, where measured, their spread over seed blocks of fewer
+  samples, which `keras-gen evaluate samples` reproduces), the preset it was fine-tuned from, and the
+  weights' sha256;
 - `README.md`: its card; other files (e.g. the card's sample grid) may sit beside them.
 
 `save_to_preset(model, folder)` (also `model.save_to_preset(folder)`) writes one atomically and never
-over an existing folder; `load_preset(handle)` (also `keras_gen.from_preset`, `VAE.from_preset`) reads
+over an existing folder. A preset holds a zoo model, or a plain Keras model (e.g. the feature classifier
+of `keras_gen.feature_extractor`, `feature_classifier_fashion_mnist`): `keras_gen.from_preset` loads either,
+and the commands that sample, export or fine-tune take only zoo models' presets; `load_preset(handle)` (also `keras_gen.from_preset`, `VAE.from_preset`) reads
 one. A handle is the name of a preset shipped in the package (`keras-gen list` shows them), a path to a
 preset folder, `hf://owner/name` (Hugging Face Hub, with `huggingface_hub` installed) or
 `kaggle://owner/model/keras/variation` (Kaggle Models, with `kagglehub` installed).
@@ -72,7 +76,7 @@ def versions():
 
 def _optimizers(model):
     """The model's optimizers (Keras' `optimizer` and each of `optimizer_names`) that are set."""
-    names = ("optimizer", *model.optimizer_names)
+    names = ("optimizer", *getattr(model, "optimizer_names", ()))
     return [optimizer for optimizer in (getattr(model, name, None) for name in names) if optimizer is not None]
 
 
@@ -88,10 +92,11 @@ def save_weights(model, path):
 def default_card(name, metadata):
     """A card for a preset written without one: what it is, its data and figures, and how to use it."""
     dataset = metadata.get("dataset") or {}
+    what = f"zoo model `{metadata['model']}`" if metadata.get("model") else "a plain Keras model, not a zoo model"
     lines = [
         f"# {name}",
         "",
-        f"A `{metadata['class_name']}` (zoo model `{metadata['model']}`) saved as a keras_gen preset"
+        f"A `{metadata['class_name']}` ({what}) saved as a keras_gen preset"
         + (f", trained by the recipe `{metadata['recipe']}`." if metadata.get("recipe") else "."),
         "",
         f"- **Data:** {dataset.get('name') or 'not recorded'}, images {'x'.join(map(str, dataset.get('image_shape') or []))}",
@@ -111,19 +116,27 @@ def format_figures(figures):
     return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in figures.items())
 
 
-def save_to_preset(model, preset_dir, *, recipe=None, dataset=None, figures=None, command=None, card=None, fine_tuned_from=None, files=None):
+def image_shape(model):
+    """The images a model takes: a zoo model's `image_shape`, else its first input's shape."""
+    return tuple(getattr(model, "image_shape", None) or model.inputs[0].shape[1:])
+
+
+def save_to_preset(model, preset_dir, *, recipe=None, dataset=None, figures=None, spread=None, command=None, card=None, fine_tuned_from=None, files=None):
     """Writes `model` as a preset folder at `preset_dir`, which must not exist yet.
 
     The folder appears complete or not at all (`export.publish_folder`). A model with a NaN or infinite
     weight is refused.
 
     Args:
-        model: a zoo model (a `GenerativeModel`), built.
+        model: a zoo model (a `GenerativeModel`), built; or a plain built Keras model (its preset loads with
+            `keras_gen.from_preset` only: it has no endpoints to sample, export or fine-tune).
         preset_dir: the folder to write; its name is the preset's name.
         recipe: the recipe that trained it (a name), or None.
         dataset: the dataset record of its training data (`keras_gen.data.dataset_record`) or any dict
             with `image_shape` and `class_names`; None: the model's image shape, no class names.
         figures: its headline figures, {name: value} (e.g. {"FD": 30.5}), shown by `keras-gen list`.
+        spread: the sample-quality figures on fewer samples with their spread over seed blocks
+            (`evaluation.SampleQuality.spread`), what `keras-gen evaluate samples` should reproduce; or None.
         command: the command that produced the model and its figures.
         card: the card's text (`README.md`); None writes a short one (`default_card`).
         fine_tuned_from: the metadata summary of the preset it started from (`Preset.summary()`), or None.
@@ -133,14 +146,12 @@ def save_to_preset(model, preset_dir, *, recipe=None, dataset=None, figures=None
         The preset folder's `pathlib.Path`.
 
     Raises:
-        PresetError: the folder exists, the model is not a zoo model, or a weight is not finite.
+        PresetError: the folder exists, the model is not built, or a weight is not finite.
     """
     final = pathlib.Path(preset_dir).expanduser()
     if final.exists():
         raise PresetError(f"{final} exists already and a preset is never written over another; choose a new folder or remove it first.")
-    zoo_name = getattr(type(model), "zoo_name", None)
-    if zoo_name is None:
-        raise PresetError(f"{type(model).__name__} is not a registered zoo model (keras_gen.registry.register_model); only those save as presets.")
+    zoo_name = getattr(type(model), "zoo_name", None)  # None: a plain Keras model
     if not model.built:
         raise PresetError(f"{type(model).__name__} is not built; build it (call it on a batch, or train it) before saving it as a preset.")
     try:
@@ -162,8 +173,9 @@ def save_to_preset(model, preset_dir, *, recipe=None, dataset=None, figures=None
         "parameter_count": model.count_params(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "recipe": recipe,
-        "dataset": dict(dataset) if dataset is not None else {"image_shape": list(model.image_shape), "class_names": None},
+        "dataset": dict(dataset) if dataset is not None else {"image_shape": list(image_shape(model)), "class_names": None},
         "figures": dict(figures or {}),
+        "figure_spread": spread,
         "command": command,
         "fine_tuned_from": fine_tuned_from,
         "weights_sha256": None,
@@ -270,9 +282,17 @@ class Preset:
         """What a model fine-tuned from this preset records of it."""
         return {"name": self.name, "handle": self.handle, "model": self.metadata.get("model"), "weights_sha256": self.metadata.get("weights_sha256")}
 
+    @property
+    def is_zoo_model(self):
+        """Whether the preset holds a zoo model (else a plain Keras model, e.g. the feature classifier)."""
+        return self.metadata.get("model") is not None
+
     def model_class(self):
-        """The zoo class of the preset, from its metadata through the registry; checked against its config."""
+        """The zoo class of the preset, from its metadata through the registry, checked against its config;
+        `keras.Model` for a plain Keras model."""
         zoo_name = self.metadata.get("model")
+        if zoo_name is None:
+            return keras.Model
         try:
             cls = registry.get_model_class(zoo_name)
         except KeyError as error:
@@ -313,6 +333,11 @@ class Preset:
             expected_class: a zoo class the model must be (or subclass); None accepts any.
         """
         cls = self.model_class()
+        if expected_class is not None and not self.is_zoo_model and expected_class is not keras.Model:
+            raise PresetError(
+                f"Preset {self.name} holds a plain Keras model ({self.metadata.get('class_name')}), not a zoo model: it has no endpoints "
+                f"to sample, export, evaluate or fine-tune. Load it in Python with keras_gen.from_preset({self.name!r})."
+            )
         if expected_class is not None and not issubclass(cls, expected_class):
             raise PresetError(
                 f"Preset {self.name} holds a {cls.__name__} (zoo model {cls.zoo_name}), not a {expected_class.__name__}: load it with "
@@ -320,7 +345,8 @@ class Preset:
             )
         self.check_weights()
         self.warn_on_versions()
-        model = cls.from_config(self.config["config"])
+        # A plain model's config names its own class (e.g. Functional), which Keras deserialises.
+        model = cls.from_config(self.config["config"]) if self.is_zoo_model else keras.saving.deserialize_keras_object(self.config)
         if self.config.get("build_config") and not model.built:
             model.build_from_config(self.config["build_config"])
         weights = self.path / WEIGHTS_FILE
@@ -355,12 +381,23 @@ def load_preset(handle, expected_class=None):
     return open_preset(handle).load(expected_class)
 
 
+def load_zoo_model(handle):
+    """(zoo model, `Preset`) of the preset `handle`, for the commands that sample, export, evaluate or
+    fine-tune: a PresetError says so where it holds a plain Keras model."""
+    from keras_gen.models.base import GenerativeModel
+
+    preset = open_preset(handle)
+    return preset.load(GenerativeModel), preset
+
+
 def fine_tuning_start(handle, model_class, model_options, where):
     """(model, preset) for a run of `model_class` that starts from the preset `handle`: the preset's model
     (its own architecture; the recipe's other options do not apply), checked to be exactly `model_class`
     and to fit the data the run decided (`model_options`' image_shape and num_classes)."""
     preset = open_preset(handle)
     cls = preset.model_class()
+    if not preset.is_zoo_model:
+        preset.load(model_class)  # the error that says what a plain model's preset is for
     if cls is not model_class:
         raise PresetError(
             f"{where} trains a {model_class.__name__} ({model_class.zoo_name}), but preset {preset.name} holds a {cls.__name__} "

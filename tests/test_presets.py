@@ -79,11 +79,36 @@ def test_every_shipped_preset_loads_and_its_card_gives_its_figures_and_command(n
     metadata = preset.metadata
     assert metadata["name"] == name and metadata["figures"] and metadata["command"] and preset.dataset is not None
     card = (preset.path / "README.md").read_text()
-    assert f"keras-gen sample {name}" in card and metadata["command"].split(";")[0] in card
+    assert metadata["command"].split(";")[0] in card
     with warnings.catch_warnings():
         warnings.simplefilter("error", presets.PresetVersionWarning)  # shipped presets are written by this stack
         model = keras_gen.from_preset(name)
-    assert type(model).zoo_name == metadata["model"] and list(model.image_shape) == metadata["dataset"]["image_shape"]
+    assert list(presets.image_shape(model)) == metadata["dataset"]["image_shape"]
+    if preset.is_zoo_model:
+        assert f"keras-gen sample {name}" in card and type(model).zoo_name == metadata["model"]
+    else:  # the feature classifier: the same weights as the one evaluation reads
+        from keras_gen import feature_extractor
+
+        assert metadata["weights_sha256"] == feature_extractor.read_manifest()["sha256"] and f'keras_gen.from_preset("{name}")' in card
+        assert model.get_layer(feature_extractor.EMBEDDING_LAYER).output.shape[-1] == feature_extractor.EMBEDDING_DIM
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(presets.shipped_presets()))
+def test_shipped_presets_reproduce_their_figures(name):
+    """`keras-gen evaluate samples NAME --num-samples 1000`'s figures (seeds 0..999) lie within three standard
+    deviations (over disjoint seed blocks, measured when the preset was made) of the card's 1,000-sample mean."""
+    from keras_gen import evaluation
+
+    preset = presets.open_preset(name)
+    spread = preset.metadata.get("figure_spread")
+    if spread is None:
+        pytest.skip(f"{name} does not sample, so it has no sample-quality figures")
+    quality = evaluation.SampleQuality(evaluation.feature_space("fashion_mnist"), reference="test", dataset=preset.dataset)
+    result = quality.evaluate(evaluation.Sampler.load(name), num_samples=spread["num_samples"], first_seed=spread["first_seed"])
+    for key in evaluation.SPREAD_FIGURES:
+        expected = spread[key]
+        assert abs(result[key] - expected["mean"]) <= 3 * expected["std"] + 1e-6, (key, result[key], expected)
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +343,7 @@ real train vs test               0.052       -0.0014 ± 0.0059     0.890   0.893
 """
 
 
-def test_make_presets_turns_a_train_zoo_run_and_its_card_into_a_preset(tmp_path):
+def test_make_presets_turns_a_train_zoo_run_and_its_card_into_a_preset(tmp_path, capsys):
     import importlib.util
     import os
 
@@ -327,15 +352,17 @@ def test_make_presets_turns_a_train_zoo_run_and_its_card_into_a_preset(tmp_path)
     spec.loader.exec_module(make_presets)
     run = tmp_path / "work" / "checkpoints" / "vae" / "20261201-000000"
     run.mkdir(parents=True)
-    model, _ = TINY_MODELS["vae"]()
-    model(tf.zeros([1, *helpers.IMAGE_SHAPE]))
+    # 28x28x1, the shipped classifier's images: the preset's 1,000-sample check (here 40 samples, 2 blocks) is scored in its features.
+    model = VAE(image_shape=(28, 28, 1), latent_dim=2, filters=(4, 8), seed=0)
+    model(tf.zeros([1, 28, 28, 1]))
     model.save(run / "model.keras")
-    (run / "dataset.json").write_text(json.dumps(dict(DATASET, image_shape=list(helpers.IMAGE_SHAPE))))
+    (run / "dataset.json").write_text(json.dumps(DATASET))
     cards = tmp_path / "cards"
     cards.mkdir()
     (cards / "vae.md").write_text(CARD)
     (cards / "vae-samples.png").write_bytes(tf.io.encode_png(tf.zeros([8, 8, 1], tf.uint8)).numpy())
     argv = ["--recipes", "vae", "--work-dir", str(tmp_path / "work"), "--cards-dir", str(cards), "--out-dir", str(tmp_path / "presets")]
+    argv += ["--spread-samples", "40", "--spread-blocks", "2"]
     os.utime(run / "model.keras", (0, 2e9))  # a checkpoint newer than the card: the card is of another run
     with pytest.raises(SystemExit, match="vae.md is older than .*model.keras, so its figures are of another run"):
         make_presets.main(argv)
@@ -353,6 +380,41 @@ def test_make_presets_turns_a_train_zoo_run_and_its_card_into_a_preset(tmp_path)
     np.testing.assert_array_equal(outputs(loaded)[1]["images"], outputs(model)[1]["images"])
     with pytest.raises(SystemExit, match="exists already"):
         make_presets.main(argv)
+    # The check the card states: `keras-gen evaluate samples PRESET` on the first block's seeds gives its figures again.
+    spread = metadata["figure_spread"]
+    assert (spread["num_samples"], spread["blocks"], spread["first_seed"]) == (40, 2, 0)
+    fd = spread["frechet_distance"]
+    assert fd["std"] > 0 and abs(fd["first_block"] - fd["mean"]) <= fd["std"]  # two blocks: each lies std / sqrt(2) from their mean
+    assert f"keras-gen evaluate samples vae_fashion_mnist --num-samples 40` scores seeds 0..39" in card
+    assert f"FD {fd['first_block']:.4g}," in card.replace("\n", " ")
+    capsys.readouterr()
+    assert cli.main(["evaluate", "samples", str(folder), "--num-samples", "40", "--no-reference-rows"]) == 0
+    out = capsys.readouterr().out
+    assert f"vae_fashion_mnist from {folder}: 40 samples (seeds 0..39)" in out
+    row = next(line.split() for line in out.splitlines() if line.startswith("vae_fashion_mnist ") and " from " not in line)
+    assert float(row[1]) == pytest.approx(fd["first_block"], rel=1e-4) and float(row[6]) == pytest.approx(spread["recall"]["first_block"], abs=5e-4)
+
+
+def test_a_plain_keras_model_round_trips_and_the_zoo_commands_say_what_its_preset_is_for(tmp_path, monkeypatch, capsys):
+    inputs = keras.Input([8, 8, 1])
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)), name="tiny_classifier")
+    folder = presets.save_to_preset(model, tmp_path / "plain", figures={"test accuracy": 0.5}, command="make it")
+    metadata = json.loads((folder / presets.METADATA_FILE).read_text())
+    assert metadata["model"] is None and metadata["class_name"] == "Functional" and metadata["dataset"]["image_shape"] == [8, 8, 1]
+    loaded = keras_gen.from_preset(folder)
+    images = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(loaded(images)), np.asarray(model(images)))
+    with pytest.raises(presets.PresetError, match=r"holds a plain Keras model \(Functional\), not a zoo model"):
+        VAE.from_preset(folder)
+    with pytest.raises(presets.PresetError, match="not a zoo model"):
+        presets.fine_tuning_start(folder, VAE, {"image_shape": [8, 8, 1]}, "Recipe 'vae'")
+    monkeypatch.setattr(presets, "SHIPPED_DIR", tmp_path)
+    for argv in (["sample", "plain", "--out", str(tmp_path / "grid.png")], ["export", "plain", "--export-dir", str(tmp_path / "exports")], ["evaluate", "samples", "plain"]):
+        assert cli.main(argv) == 2, argv
+        assert "holds a plain Keras model (Functional), not a zoo model" in capsys.readouterr().err
+    assert not (tmp_path / "exports").exists() and not (tmp_path / "grid.png").exists()
+    assert cli.main(["list"]) == 0
+    assert any(line.split()[:2] == ["plain", "(keras)"] for line in capsys.readouterr().out.splitlines())
 
 
 def test_fine_tuning_on_data_of_another_shape_says_how_to_fit_it(vae_preset):

@@ -121,16 +121,25 @@ def test_export_reloads_in_a_tensorflow_only_process_with_matching_outputs(name,
 
 @pytest.fixture(scope="module")
 def colour_folder(tmp_path_factory):
-    """A labeled 32x32x3 source: real Fashion-MNIST images, tinted and padded, as PNG class folders."""
+    """splits(preprocessing, labeled): `data.load_datasets` of a labeled 32x32x3 source (real Fashion-MNIST
+    images, tinted and padded, as PNG class folders), read once per kind of pipeline the models ask for."""
+    from keras_gen import data
+
     root = tmp_path_factory.mktemp("colour")
     helpers.write_image_folder(root, per_class=2, rgb=True, pad=32)
-    return root
+    made = {}
+
+    def splits(preprocessing, labeled):
+        if (preprocessing, labeled) not in made:
+            made[preprocessing, labeled] = data.load_datasets(f"folder:{root}", batch_size=4, validation_size=4, preprocessing=preprocessing, with_labels=labeled)
+        return made[preprocessing, labeled]
+
+    return splits
 
 
 @pytest.mark.parametrize("name", sorted(TINY_MODELS))
 def test_fit_on_a_labeled_32x32_colour_folder_reports_finite_metrics(name, colour_folder):
     """Every model trains on colour images of another size than Fashion-MNIST's, read from image files."""
-    from keras_gen import data
     from keras_gen import recipes
 
     model, tiny = TINY_MODELS[name](image_shape=(32, 32, 3))
@@ -139,9 +148,7 @@ def test_fit_on_a_labeled_32x32_colour_folder_reports_finite_metrics(name, colou
     model.run_eagerly = True
     recipe = recipes.load_recipe(name)
     labeled = isinstance(tiny.element_spec, tuple)
-    splits = data.load_datasets(
-        f"folder:{colour_folder}", batch_size=4, validation_size=4, preprocessing=recipe.data["preprocessing"], with_labels=labeled
-    )
+    splits = colour_folder(recipe.data["preprocessing"], labeled)
     assert splits["info"].image_shape == (32, 32, 3)
     history = model.fit(splits["train"], epochs=1, steps_per_epoch=2, verbose=0).history
     assert set(model.metric_names) <= set(history)

@@ -59,5 +59,6 @@ from keras_gen.evaluation.metrics import kid_subset_size
 from keras_gen.evaluation.metrics import nearest_neighbour_radii
 from keras_gen.evaluation.metrics import precision_recall
 from keras_gen.evaluation.sample_quality import REFERENCE_SPLITS
+from keras_gen.evaluation.sample_quality import SPREAD_FIGURES
 from keras_gen.evaluation.sample_quality import SampleQuality
 from keras_gen.evaluation.sample_quality import format_quality_table

@@ -3,9 +3,10 @@ anomaly scorer (`keras_gen.anomaly.AnomalyScorer`) call.
 
 `ModelClient.from_model` compiles a zoo model's declared endpoints (`serving_endpoints()`);
 `ModelClient.from_export` loads a SavedModel's signatures with TensorFlow alone; `ModelClient.load`
-picks one from a path (a `.keras` checkpoint or an export folder). Either way the client is called by
-endpoint name with numpy inputs and answers numpy outputs, and carries the dataset record of the model
-(`keras_gen.data.read_record`) when the checkpoint or export has one.
+picks one from a path (a `.keras` checkpoint, an export folder) or a preset (`keras_gen.presets`: a shipped
+name, a preset folder or a hub handle). Either way the client is called by endpoint name with numpy inputs
+and answers numpy outputs, and carries the dataset record of the model (`keras_gen.data.read_record`)
+when the checkpoint, export or preset has one.
 
 Example:
 >>> client = ModelClient.load("exports/vae")
@@ -92,10 +93,17 @@ class ModelClient:
 
     @classmethod
     def load(cls, path, name=None):
-        """From an export folder (`<export_dir>/<model>[/<version>]`) or a `.keras` checkpoint."""
+        """From an export folder (`<export_dir>/<model>[/<version>]`), a `.keras` checkpoint or a preset
+        (a shipped name such as vae_fashion_mnist, a preset folder, or an hf:// or kaggle:// handle)."""
         from keras_gen import data
+        from keras_gen import presets
         from keras_gen.checkpoints import load_checkpoint
 
+        if presets.is_preset(path):
+            model, preset = presets.load_zoo_model(path)
+            client = cls.from_model(model, name=name or preset.name)
+            client.where, client.dataset = f"preset {preset.name} ({preset.path})", preset.dataset
+            return client
         path = pathlib.Path(path)
         if path.is_file() and path.suffix == ".keras":
             client = cls.from_model(load_checkpoint(path), name=name)
@@ -103,7 +111,9 @@ class ModelClient:
             return client
         if path.is_dir():
             return cls.from_export(path, name=name)
-        raise FileNotFoundError(f"{path} is neither a .keras checkpoint nor an export folder (<export_dir>/<model>[/<version>]).")
+        raise FileNotFoundError(
+            f"{path} is neither a .keras checkpoint, an export folder (<export_dir>/<model>[/<version>]) nor a preset (`keras-gen list` names the shipped ones)."
+        )
 
 
 class ClientBuilt:
@@ -123,7 +133,7 @@ class ClientBuilt:
 
     @classmethod
     def load(cls, path, name=None):
-        """From an export folder (`<export_dir>/<model>[/<version>]`) or a `.keras` checkpoint."""
+        """From an export folder (`<export_dir>/<model>[/<version>]`), a `.keras` checkpoint or a preset."""
         return cls.from_client(ModelClient.load(path), name)
 
 

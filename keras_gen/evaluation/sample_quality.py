@@ -40,6 +40,8 @@ REFERENCE_SPLITS = ("test", "validation", "train")
 # Real images converted to float and read at a time (a multiple of every space's batch size, so the
 # batches the feature model sees do not depend on it).
 _CHUNK = 1000
+# The figures whose spread over seed blocks `SampleQuality.spread` measures (the presets' headline figures).
+SPREAD_FIGURES = ("frechet_distance", "kid_mean", "precision", "recall")
 
 
 def _as_unit_float(images):
@@ -228,6 +230,25 @@ class SampleQuality:
         result["seconds"] = time.perf_counter() - began - timing["sampling"]
         result["sampling_seconds"] = timing["sampling"]
         return result
+
+    def spread(self, sampler, num_samples=1000, blocks=5, first_seed=0):
+        """How much the headline figures of `num_samples` samples vary with the seeds: `evaluate` on
+        `blocks` disjoint blocks of seeds (first_seed, first_seed + num_samples, ...).
+
+        Returns:
+            {"num_samples", "blocks", "first_seed", and per figure (frechet_distance, kid_mean, precision,
+            recall) {"first_block": the first block's value, "mean", "std" (over the blocks, ddof 1)}}:
+            a later `evaluate(sampler, num_samples, first_seed=first_seed)` of the same model should land
+            within a few `std` of `mean` (the first block exactly, on the same machine and versions).
+        """
+        if blocks < 2:
+            raise ValueError(f"blocks must be at least 2 to measure a spread, got {blocks}.")
+        runs = [self.evaluate(sampler, num_samples=num_samples, first_seed=first_seed + block * num_samples) for block in range(blocks)]
+        figures = {"num_samples": int(num_samples), "blocks": int(blocks), "first_seed": int(first_seed)}
+        for key in SPREAD_FIGURES:
+            values = np.array([run[key] for run in runs], np.float64)
+            figures[key] = {"first_block": float(values[0]), "mean": float(values.mean()), "std": float(values.std(ddof=1))}
+        return figures
 
     def reference_rows(self, num_samples=DEFAULT_METRIC_SAMPLES, batch_size=500, class_accuracy=False):
         """The reference points, scored like a model with `num_samples` images:
