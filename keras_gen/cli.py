@@ -139,7 +139,7 @@ def set_normal_class(recipe, normal_class):
     from keras_gen import recipes
 
     if "normal_class" not in inspect.signature(recipe.model_class().__init__).parameters:
-        raise recipes.RecipeError(f"--normal-class is for one-class anomaly detectors (e.g. aae); {recipe.model!r} has no normal_class option.")
+        raise recipes.RecipeError(f"--normal-class is for one-class anomaly detectors (e.g. aae or ebm); {recipe.model!r} has no normal_class option.")
     if normal_class < 0:
         raise recipes.RecipeError(f"--normal-class is a class index (0 or more), got {normal_class}.")
     # The data's class names bound it: an index the data does not have stops the run before training.
@@ -543,7 +543,7 @@ def build_parser():
     train.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)")
     train.add_argument("--tfds-dir", help="TensorFlow Datasets data_dir for the prepared dataset (default: TFDS's)")
     train.add_argument(
-        "--normal-class", type=int, help="train a one-class anomaly detector on this class only (models with a normal_class option, e.g. aae)"
+        "--normal-class", type=int, help="train a one-class anomaly detector on this class only (models with a normal_class option, e.g. aae or ebm)"
     )
     train.add_argument(
         "--from-preset", metavar="PRESET", help="fine-tune this preset (a shipped name, a folder, hf:// or kaggle://) with fresh optimizers; "

@@ -127,5 +127,5 @@ def test_evaluate_one_class_needs_a_one_class_model():
 
 
 def test_scorer_load_rejects_what_is_not_a_model(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither a .keras checkpoint nor an export folder"):
+    with pytest.raises(FileNotFoundError, match="neither a .keras checkpoint, an export folder .* nor a preset"):
         anomaly.AnomalyScorer.load(tmp_path / "nope.keras")

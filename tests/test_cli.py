@@ -372,7 +372,7 @@ def test_a_missing_checkpoint_is_not_found(tmp_path, capsys):
     for command in checkpoint_commands(tmp_path / "nope.keras", tmp_path):
         assert cli.main(command) == 2, command
         err = capsys.readouterr().err
-        assert "nope.keras" in err and ("No checkpoint at" in err or "is neither a .keras checkpoint nor an export folder" in err), (command, err)
+        assert "nope.keras" in err and ("No checkpoint at" in err or "is neither a .keras checkpoint, an export folder" in err), (command, err)
 
 
 def test_a_checkpoint_with_damaged_weights_fails_cleanly_in_a_fresh_process(damaged_checkpoints, tmp_path):

@@ -20,7 +20,7 @@ def test_sampler_from_model_and_from_its_export_draw_the_same_images(tmp_path):
     exported = evaluation.Sampler.from_export(export.export_model(model, tmp_path / "exports"))
     np.testing.assert_allclose(exported(seeds), live(seeds), atol=1e-6)
     assert not live.conditional and exported.name == "vae"
-    with pytest.raises(FileNotFoundError, match="neither a .keras checkpoint nor an export folder"):
+    with pytest.raises(FileNotFoundError, match="neither a .keras checkpoint, an export folder .* nor a preset"):
         evaluation.Sampler.load(tmp_path / "missing")
 
 

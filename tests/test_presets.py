@@ -352,11 +352,13 @@ def test_make_presets_turns_a_train_zoo_run_and_its_card_into_a_preset(tmp_path,
     spec.loader.exec_module(make_presets)
     run = tmp_path / "work" / "checkpoints" / "vae" / "20261201-000000"
     run.mkdir(parents=True)
-    # 28x28x1, the shipped classifier's images: the preset's 1,000-sample check (here 40 samples, 2 blocks) is scored in its features.
+    # 28x28x1, the shipped classifier's images: the preset's 1,000-sample check (here 40 samples, 2 blocks) is scored in its
+    # features, against the test split of the recorded source (here a small Fashion-MNIST-shaped one, for speed).
     model = VAE(image_shape=(28, 28, 1), latent_dim=2, filters=(4, 8), seed=0)
     model(tf.zeros([1, 28, 28, 1]))
     model.save(run / "model.keras")
-    (run / "dataset.json").write_text(json.dumps(DATASET))
+    helpers.make_fake_source(tmp_path / "idx", seed=0, num_test=60)
+    (run / "dataset.json").write_text(json.dumps(dict(DATASET, source_dir=str(tmp_path / "idx"))))
     cards = tmp_path / "cards"
     cards.mkdir()
     (cards / "vae.md").write_text(CARD)
@@ -390,7 +392,7 @@ def test_make_presets_turns_a_train_zoo_run_and_its_card_into_a_preset(tmp_path,
     capsys.readouterr()
     assert cli.main(["evaluate", "samples", str(folder), "--num-samples", "40", "--no-reference-rows"]) == 0
     out = capsys.readouterr().out
-    assert f"vae_fashion_mnist from {folder}: 40 samples (seeds 0..39)" in out
+    assert f"vae_fashion_mnist from {folder}: 40 samples (seeds 0..39) against 60 Fashion-MNIST test images" in out
     row = next(line.split() for line in out.splitlines() if line.startswith("vae_fashion_mnist ") and " from " not in line)
     assert float(row[1]) == pytest.approx(fd["first_block"], rel=1e-4) and float(row[6]) == pytest.approx(spread["recall"]["first_block"], abs=5e-4)
 
