@@ -306,6 +306,9 @@ def train_classifier(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    # Built before `fit` traces the step: Keras (3.15, TensorFlow) builds it inside the first trace, and the
+    # variables it creates there make TensorFlow trace the step twice (as GenerativeModel.make_train_function says).
+    classifier.optimizer.build(classifier.trainable_variables)
     started = time.monotonic()
     deadline = None if max_minutes is None else started + 60.0 * max_minutes
 
