@@ -273,6 +273,9 @@ def build_archive(model, max_serving_batch=DEFAULT_MAX_SERVING_BATCH):
         traced = tf.function(checked_endpoint(endpoint, max_serving_batch), autograph=False)
         signatures[endpoint.name] = traced.get_concrete_function(*endpoint.input_signature)
     signatures["serving_default"] = signatures[model.default_endpoint]
+    root = tf.Module()
+    for name, function in signatures.items():
+        setattr(root, name, function)
 
     # The bound is a Python argument of the traced function, so that `saved_model_cli show --all` prints
     # its value (under "Function Name: 'metadata'"), as well as the signature that returns it.
@@ -281,9 +284,6 @@ def build_archive(model, max_serving_batch=DEFAULT_MAX_SERVING_BATCH):
         return {"max_serving_batch": tf.constant(max_serving_batch, tf.int64)}
 
     signatures[METADATA_SIGNATURE] = metadata.get_concrete_function()
-    root = tf.Module()
-    for name, function in signatures.items():
-        setattr(root, name, function)
     root.metadata = metadata
     # Every variable a signature reads (weights, BatchNorm statistics, seed generators' states), once.
     used = {id(variable): variable for function in signatures.values() for variable in function.variables}

@@ -14,10 +14,10 @@ A preset is a folder of four files:
 - `README.md`: its card; other files (e.g. the card's sample grid) may sit beside them.
 
 `save_to_preset(model, folder)` (also `model.save_to_preset(folder)`) writes one atomically and never
-over an existing folder. A preset holds a zoo model, or a plain Keras model (e.g. the feature classifier
-of `keras_gen.feature_extractor`, `feature_classifier_fashion_mnist`): `keras_gen.from_preset` loads either,
-and the commands that sample, export or fine-tune take only zoo models' presets; `load_preset(handle)` (also `keras_gen.from_preset`, `VAE.from_preset`) reads
-one. A handle is the name of a preset shipped in the package (`keras-gen list` shows them), a path to a
+over an existing folder; `load_preset(handle)` (also `keras_gen.from_preset`, `VAE.from_preset`) reads
+one. A preset holds a zoo model, or a plain Keras model (e.g. the feature classifier of
+`keras_gen.feature_extractor`, `feature_classifier_fashion_mnist`): `keras_gen.from_preset` loads either,
+and the commands that sample, export, evaluate or fine-tune take only zoo models' presets. A handle is the name of a preset shipped in the package (`keras-gen list` shows them), a path to a
 preset folder, `hf://owner/name` (Hugging Face Hub, with `huggingface_hub` installed) or
 `kaggle://owner/model/keras/variation` (Kaggle Models, with `kagglehub` installed).
 
@@ -287,6 +287,14 @@ class Preset:
         """Whether the preset holds a zoo model (else a plain Keras model, e.g. the feature classifier)."""
         return self.metadata.get("model") is not None
 
+    def require_zoo_model(self):
+        """Raises a PresetError saying what a plain Keras model's preset is for, where it holds one."""
+        if not self.is_zoo_model:
+            raise PresetError(
+                f"Preset {self.name} holds a plain Keras model ({self.metadata.get('class_name')}), not a zoo model: it has no endpoints "
+                f"to sample, export, evaluate or fine-tune. Load it in Python with keras_gen.from_preset({self.name!r})."
+            )
+
     def model_class(self):
         """The zoo class of the preset, from its metadata through the registry, checked against its config;
         `keras.Model` for a plain Keras model."""
@@ -330,14 +338,12 @@ class Preset:
         """The preset's model, built and with its weights, not compiled.
 
         Args:
-            expected_class: a zoo class the model must be (or subclass); None accepts any.
+            expected_class: a zoo class the model must be (or subclass); None accepts any, a plain Keras
+                model too.
         """
         cls = self.model_class()
-        if expected_class is not None and not self.is_zoo_model and expected_class is not keras.Model:
-            raise PresetError(
-                f"Preset {self.name} holds a plain Keras model ({self.metadata.get('class_name')}), not a zoo model: it has no endpoints "
-                f"to sample, export, evaluate or fine-tune. Load it in Python with keras_gen.from_preset({self.name!r})."
-            )
+        if expected_class is not None:
+            self.require_zoo_model()
         if expected_class is not None and not issubclass(cls, expected_class):
             raise PresetError(
                 f"Preset {self.name} holds a {cls.__name__} (zoo model {cls.zoo_name}), not a {expected_class.__name__}: load it with "
@@ -395,9 +401,8 @@ def fine_tuning_start(handle, model_class, model_options, where):
     (its own architecture; the recipe's other options do not apply), checked to be exactly `model_class`
     and to fit the data the run decided (`model_options`' image_shape and num_classes)."""
     preset = open_preset(handle)
+    preset.require_zoo_model()
     cls = preset.model_class()
-    if not preset.is_zoo_model:
-        preset.load(model_class)  # the error that says what a plain model's preset is for
     if cls is not model_class:
         raise PresetError(
             f"{where} trains a {model_class.__name__} ({model_class.zoo_name}), but preset {preset.name} holds a {cls.__name__} "

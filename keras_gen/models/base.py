@@ -252,7 +252,8 @@ class GenerativeModel(keras.Model):
         (a VAE's first `fit` paid two traces). Building it here, on the variables Keras would give it,
         saves one. A model with a layer not yet built keeps Keras' way, as the variables are not all there.
         """
-        unbuilt_optimizer = not self.optimizer_names and self.optimizer is not None and not self.optimizer.built
+        # (Models with several optimizers build theirs in `compile_optimizers`; Keras' `optimizer` is None there.)
+        unbuilt_optimizer = self.optimizer is not None and not self.optimizer.built
         if unbuilt_optimizer and all(layer.built for layer in self._flatten_layers()):
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
