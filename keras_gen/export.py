@@ -38,7 +38,6 @@ import time
 import uuid
 
 import keras_gen  # noqa: F401
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -256,7 +255,7 @@ class Archive:
         self.root = root
         self.signatures = signatures
 
-    def write_out(self, path, verbose=False):
+    def write_out(self, path):
         tf.saved_model.save(self.root, str(path), signatures=self.signatures)
 
 
@@ -434,7 +433,7 @@ def export_model(
     check_finite_weights(model)
 
     def write(staging):
-        build_archive(model, int(max_serving_batch)).write_out(str(staging), verbose=False)
+        build_archive(model, int(max_serving_batch)).write_out(str(staging))
         from keras_gen import serving
 
         serving.write_warmup(staging, model, model_name, serving_batch or serving.DEFAULT_SERVING_BATCH, max_serving_batch)

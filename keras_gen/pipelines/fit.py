@@ -136,7 +136,7 @@ def _fit_recipe(recipe, train, strategy, worker, backup_dir, run):
     model_options = data_model_options(recipe, source, options)
     preset = None
     with strategy.scope():
-        if run.get("from_preset") is None:
+        if run["from_preset"] is None:
             model = recipe.model_class()(**{**model_options, "seed": train["seed"]})
         else:
             from keras_gen import presets
